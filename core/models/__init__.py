@@ -1,0 +1,1 @@
+"""Next-step predictors behind one contract (see ``base.NextStepModel``)."""
