@@ -1,0 +1,1 @@
+"""fedpath.clients"""

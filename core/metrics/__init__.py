@@ -1,0 +1,1 @@
+"""Evaluation metrics: ranking, next-action, conversion, calibration, funnel."""
