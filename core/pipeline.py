@@ -1,0 +1,86 @@
+"""From a configured log to prediction cases: the data half of every run (train, simulate, bench).
+
+Kept apart from training so that the centralized run, the federated simulation and the benchmarks
+prepare data the same way, and a difference in their figures can never come from preparation.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from fedpath.data.cases import expand_prefixes
+from fedpath.data.containers import Cases, SplitDataset
+from fedpath.data.loader import LoadedLog, load_events
+from fedpath.data.protocol import ProtocolConfig, apply_protocol
+from fedpath.data.sessionize import sessionize
+from fedpath.metrics.funnel import Funnel, funnel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a run's events come from; ``path=None`` means the embedded synthetic default."""
+
+    name: str
+    path: Path | None
+    format: str | None = None
+    n_sessions: int | None = None
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Everything a run needs from its log, prepared once."""
+
+    source: DataSource
+    log: LoadedLog
+    split: SplitDataset
+    train: Cases
+    valid: Cases
+    test: Cases
+    funnel: Funnel
+
+    @property
+    def synthetic(self) -> bool:
+        return self.log.synthetic
+
+
+def resolve_source(source: DataSource, run_dir: Path, *, seed: int) -> Path:
+    """The log file to read, generating the synthetic default into the run folder when needed."""
+    if source.path is not None:
+        return source.path
+    from fedpath.synth import SynthConfig, run_synth
+
+    config = SynthConfig(n_sessions=source.n_sessions or SynthConfig().n_sessions)
+    return run_synth(config, run_dir / "synthetic-events.csv", seed=seed)
+
+
+def prepare(
+    source: DataSource, protocol: ProtocolConfig, run_dir: Path, *, seed: int = 0
+) -> PreparedData:
+    """Load, quarantine, sessionize, split and cut prefixes; malformed rows go beside the run."""
+    path = resolve_source(source, run_dir, seed=seed)
+    loaded = load_events(path, fmt=source.format, quarantine_path=run_dir / "quarantine.csv")
+    if loaded.n_quarantined:
+        log.warning(
+            "%s: %d malformed rows quarantined in %s",
+            path,
+            loaded.n_quarantined,
+            loaded.quarantine_path,
+        )
+    events: pd.DataFrame = sessionize(loaded.events, gap_minutes=protocol.gap_minutes)
+    split = apply_protocol(events, protocol)
+    max_len = protocol.max_prefix_length
+    return PreparedData(
+        source=source,
+        log=loaded,
+        split=split,
+        train=expand_prefixes(split.train, max_len=max_len),
+        valid=expand_prefixes(split.valid, max_len=max_len),
+        test=expand_prefixes(split.test, max_len=max_len),
+        funnel=funnel(events),
+    )
