@@ -129,7 +129,8 @@ def _report(data: PreparedData, settings: TrainSettings, result: TrainResult) ->
         [
             f"# fedpath train: {settings.model_name} on {data.source.name}{label}",
             f"Log: `{data.log.path}` ({data.log.n_rows} rows,"
-            f" {data.log.n_quarantined} quarantined). Split: {stats}. Seed {settings.seed}; trained in {result.seconds:.1f} s.",
+            f" {data.log.n_quarantined} quarantined). Split: {stats}.",
+            f"Seed {settings.seed}; trained in {result.seconds:.1f} s.",
             "## Next-step metrics",
             markdown_table(rows, ["split", *HEADLINE_METRICS]),
             "## Funnel of the data",
