@@ -1,0 +1,339 @@
+"""The torch machinery every neural next-step model shares; a model file only adds its encoder.
+
+A subclass (GRU4Rec, SASRec, NARM) turns an embedded prefix ``[batch, seq_len, embedding]`` into
+one vector ``[batch, embedding]``. Everything around that — input embeddings, the three heads,
+the joint loss, training with early stopping, FedProx, prediction and the weights contract — lives
+here once, so the models cannot drift apart in how they are trained or shipped.
+
+The torch module is built in ``__init__`` (not lazily in ``fit``): ``n_items`` is known up front,
+and a federated server must be able to read the initial weights of a model nobody has fitted yet.
+Two models built with the same arguments and seed hold identical weights.
+
+Nothing here calls ``torch.set_num_threads``: the caller (CLI, simulation, benchmark) owns the
+thread budget of its process.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fedpath.data.containers import Cases
+from fedpath.metrics.ranking import mrr_at_k, recall_at_k, target_ranks
+from fedpath.models.base import EpochCallback, NextStepModel, Predictions
+from fedpath.schema import N_ACTIONS
+
+VALID_K = 20  # cut-off of the validation metrics that drive early stopping
+PREDICT_BATCH = 1024  # prefixes scored per forward pass in predict()
+
+
+def last_step(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The output at each row's last real position of a left-aligned, end-padded sequence.
+
+    ``outputs`` is ``[batch, seq_len, hidden]``; the result is ``[batch, hidden]``.
+    """
+    index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, outputs.size(-1))  # [batch, 1, hidden]
+    return outputs.gather(1, index).squeeze(1)
+
+
+def padding_mask(lengths: torch.Tensor, seq_len: int) -> torch.Tensor:
+    """``[batch, seq_len]`` bool, true on real positions of left-aligned prefixes."""
+    return torch.arange(seq_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class _Network(nn.Module):
+    """Input embeddings -> encoder -> three heads; the item head is tied to the item embedding."""
+
+    def __init__(self, n_items: int, embedding_size: int, dropout: float, encoder: nn.Module):
+        super().__init__()
+        # Index 0 is padding: item j and action a enter as j + 1 and a + 1.
+        self.item_embedding = nn.Embedding(n_items + 1, embedding_size, padding_idx=0)
+        self.action_embedding = nn.Embedding(N_ACTIONS + 1, embedding_size, padding_idx=0)
+        self.input_dropout = nn.Dropout(dropout)
+        self.encoder = encoder
+        self.action_head = nn.Linear(embedding_size, N_ACTIONS)
+        self.convert_head = nn.Linear(embedding_size, 1)
+        # Small initial embeddings keep the tied logits near uniform at the start of training.
+        nn.init.normal_(self.item_embedding.weight, std=embedding_size**-0.5)
+        nn.init.normal_(self.action_embedding.weight, std=embedding_size**-0.5)
+        with torch.no_grad():
+            self.item_embedding.weight[0].zero_()
+            self.action_embedding.weight[0].zero_()
+
+    def forward(
+        self, items: torch.Tensor, actions: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.item_embedding(items) + self.action_embedding(actions)  # [batch, seq_len, emb]
+        h = self.encoder(self.input_dropout(x), lengths)  # [batch, emb]
+        item_logits = h @ self.item_embedding.weight[1:].T  # [batch, n_items]
+        return item_logits, self.action_head(h), self.convert_head(h).squeeze(-1)
+
+
+class NeuralNextStepModel(NextStepModel):
+    """A next-step model trained end to end with a joint item / action / conversion loss.
+
+    ``proximal_mu`` > 0 turns ``fit`` into a FedProx local update: it adds
+    ``mu / 2 * ||w - w_start||²`` with ``w_start`` the weights ``fit`` started from (the global
+    model a federated round handed out), so a partner's update cannot wander far from it.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_items: int,
+        seed: int = 0,
+        embedding_size: int = 64,
+        dropout: float = 0.2,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        batch_size: int = 32,
+        epochs: int = 30,
+        patience: int = 5,
+        max_len: int = 50,
+        grad_clip: float = 5.0,
+        item_loss_weight: float = 1.0,
+        action_loss_weight: float = 0.5,
+        convert_loss_weight: float = 0.5,
+        proximal_mu: float = 0.0,
+    ) -> None:
+        super().__init__(n_items=n_items, seed=seed)
+        self.embedding_size = embedding_size
+        self.dropout = dropout
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.patience = patience
+        self.max_len = max_len
+        self.grad_clip = grad_clip
+        self.item_loss_weight = item_loss_weight
+        self.action_loss_weight = action_loss_weight
+        self.convert_loss_weight = convert_loss_weight
+        self.proximal_mu = proximal_mu
+        # Validated here, not in fit: the network is built now and its sizes must make sense.
+        for key in ("n_items", "embedding_size", "batch_size", "max_len"):
+            require(getattr(self, key) >= 1, key, ">= 1", getattr(self, key))
+        for key in ("epochs", "patience", "lr", "weight_decay", "grad_clip", "proximal_mu"):
+            require(getattr(self, key) >= 0, key, ">= 0", getattr(self, key))
+        require(0 <= dropout < 1, "dropout", "in [0, 1)", dropout)
+        self.n_fits_ = 0
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.network_ = _Network(n_items, embedding_size, dropout, self._build_encoder())
+
+    @abstractmethod
+    def _build_encoder(self) -> nn.Module:
+        """A module mapping ``(x [batch, seq_len, emb], lengths [batch]) -> [batch, emb]``.
+
+        Called from ``NeuralNextStepModel.__init__``: a subclass stores its own
+        hyper-parameters before calling ``super().__init__``.
+        """
+
+    # ----------------------------------------------------------------------------- training
+    def fit(
+        self, train: Cases, valid: Cases | None = None, *, on_epoch: EpochCallback | None = None
+    ) -> NeuralNextStepModel:
+        """Adam on mini-batches of prefixes; with ``valid``, keep the epoch best on valid R@20.
+
+        Ties on valid Recall@20 (common on small valid sets) are broken by MRR@20. Each call
+        draws its shuffles and dropout from ``(seed, number of earlier fits)``: a rerun of the
+        same calls gives the same weights, and federated rounds do not replay one order.
+        """
+        data = self._tensors(train)
+        if valid is not None and not (valid.next_item >= 0).any():
+            valid = None  # nothing to rank: train the full epochs rather than stop blind
+        network = self.network_
+        params = [p for p in network.parameters() if p.requires_grad]
+        start = [p.detach().clone() for p in params]
+        optimizer = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        best_score: tuple[float, float] | None = None
+        best_state = None
+        stale = 0
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed * 1_000_003 + self.n_fits_)
+            for epoch in range(1, self.epochs + 1):
+                metrics = {"loss": self._train_epoch(data, optimizer, params, start)}
+                if valid is not None:
+                    metrics.update(self._valid_metrics(valid))
+                if on_epoch is not None:
+                    on_epoch(epoch, metrics)
+                if valid is None:
+                    continue
+                score = (metrics[f"valid_recall@{VALID_K}"], metrics[f"valid_mrr@{VALID_K}"])
+                if best_score is None or score > best_score:
+                    best_score, stale = score, 0
+                    best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+                else:
+                    stale += 1
+                    if stale >= self.patience:
+                        break
+        if best_state is not None:
+            network.load_state_dict(best_state)
+        self.n_fits_ += 1
+        return self
+
+    def _train_epoch(
+        self,
+        data: dict[str, torch.Tensor],
+        optimizer: torch.optim.Optimizer,
+        params: list[nn.Parameter],
+        start: list[torch.Tensor],
+    ) -> float:
+        """One pass over ``data`` in random order; returns the mean loss per prefix."""
+        self.network_.train()
+        n = len(data["lengths"])
+        order = torch.randperm(n)
+        total = 0.0
+        for begin in range(0, n, self.batch_size):
+            batch = _take(data, order[begin : begin + self.batch_size])
+            loss = self._loss(batch)
+            if self.proximal_mu > 0:
+                drift = sum(((p - s) ** 2).sum() for p, s in zip(params, start, strict=True))
+                loss = loss + self.proximal_mu / 2 * drift
+            optimizer.zero_grad()
+            loss.backward()
+            if self.grad_clip > 0:
+                nn.utils.clip_grad_norm_(params, self.grad_clip)
+            optimizer.step()
+            total += loss.item() * len(batch["lengths"])
+        return total / max(n, 1)
+
+    def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Weighted sum of the three heads' losses, each over the cases that carry its label."""
+        item_logits, action_logits, convert_logit = self.network_(
+            batch["items"], batch["actions"], batch["lengths"]
+        )
+        loss = self.convert_loss_weight * F.binary_cross_entropy_with_logits(
+            convert_logit, batch["converts"]
+        )
+        has_item = batch["next_item"] >= 0
+        if has_item.any():
+            item_loss = F.cross_entropy(item_logits[has_item], batch["next_item"][has_item])
+            loss = loss + self.item_loss_weight * item_loss
+        has_action = batch["next_action"] >= 0
+        if has_action.any():
+            action_loss = F.cross_entropy(
+                action_logits[has_action], batch["next_action"][has_action]
+            )
+            loss = loss + self.action_loss_weight * action_loss
+        return loss
+
+    def _valid_metrics(self, valid: Cases) -> dict[str, float]:
+        """Recall@20 and MRR@20 over the item cases of ``valid``, as the evaluation counts them."""
+        item_cases = valid.item_cases
+        ranks = target_ranks(self.predict(item_cases).item_scores, item_cases.next_item)
+        return {
+            f"valid_recall@{VALID_K}": recall_at_k(ranks, VALID_K),
+            f"valid_mrr@{VALID_K}": mrr_at_k(ranks, VALID_K),
+        }
+
+    # ---------------------------------------------------------------------------- inference
+    def predict(self, cases: Cases) -> Predictions:
+        """Scores over the whole vocabulary (no masking of items already seen) and two heads."""
+        item_logits, action_logits, convert_logit = [], [], []
+        for _, (items, actions, converts) in self._forward(cases):
+            item_logits.append(items)
+            action_logits.append(actions)
+            convert_logit.append(converts)
+        if not item_logits:
+            return Predictions(
+                item_scores=np.zeros((0, self.n_items), np.float32),
+                action_probs=np.zeros((0, N_ACTIONS), np.float32),
+                convert_prob=np.zeros(0, np.float32),
+            )
+        return Predictions(
+            item_scores=torch.cat(item_logits).numpy(),
+            action_probs=torch.softmax(torch.cat(action_logits), dim=1).numpy(),
+            convert_prob=torch.sigmoid(torch.cat(convert_logit)).numpy(),
+        )
+
+    def _forward(
+        self, cases: Cases
+    ) -> Iterator[tuple[dict[str, torch.Tensor], tuple[torch.Tensor, ...]]]:
+        """Eval-mode forward passes over ``cases`` in order, ``PREDICT_BATCH`` rows at a time."""
+        data = self._tensors(cases)
+        self.network_.eval()
+        with torch.inference_mode():
+            for begin in range(0, len(data["lengths"]), PREDICT_BATCH):
+                batch = _take(data, slice(begin, begin + PREDICT_BATCH))
+                yield batch, self.network_(batch["items"], batch["actions"], batch["lengths"])
+
+    def _tensors(self, cases: Cases) -> dict[str, torch.Tensor]:
+        """Cases as tensors: ids shifted by one (0 = padding), the last ``max_len`` steps kept."""
+        lengths = np.asarray(cases.lengths, dtype=np.int64)
+        width = cases.prefixes.shape[1]
+        if len(lengths) and (lengths.min() < 1 or lengths.max() > width):
+            raise ValueError(
+                f"case lengths must be in 1..{width}, got {lengths.min()}..{lengths.max()}"
+            )
+        kept = np.minimum(lengths, self.max_len)
+        span = min(width, self.max_len)
+        columns = (lengths - kept)[:, None] + np.arange(span)[None, :]  # [n, span]
+        columns = np.minimum(columns, width - 1)
+        real = np.arange(span)[None, :] < kept[:, None]
+        items = np.take_along_axis(cases.prefixes.astype(np.int64), columns, axis=1)
+        actions = np.take_along_axis(cases.prefix_actions.astype(np.int64), columns, axis=1)
+        bad_items = real & ((items < 0) | (items >= self.n_items))
+        if bad_items.any():
+            raise ValueError(
+                f"prefix items must be in 0..{self.n_items - 1}, got {items[bad_items][0]}"
+            )
+        bad_actions = real & ((actions < 0) | (actions >= N_ACTIONS))
+        if bad_actions.any():
+            raise ValueError(
+                f"prefix actions must be in 0..{N_ACTIONS - 1}, got {actions[bad_actions][0]}"
+            )
+        return {
+            "items": torch.from_numpy(np.where(real, items + 1, 0)),
+            "actions": torch.from_numpy(np.where(real, actions + 1, 0)),
+            "lengths": torch.from_numpy(kept),
+            "next_item": torch.from_numpy(np.asarray(cases.next_item, dtype=np.int64)),
+            "next_action": torch.from_numpy(np.asarray(cases.next_action, dtype=np.int64)),
+            "converts": torch.from_numpy(np.asarray(cases.converts, dtype=np.float32)),
+        }
+
+    # ------------------------------------------------------------------------------ weights
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.network_.state_dict().items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Load named arrays, all checked before any is written so a refusal changes nothing."""
+        expected = self.network_.state_dict()
+        missing = sorted(set(expected) - set(weights))
+        unexpected = sorted(set(weights) - set(expected))
+        if missing or unexpected:
+            raise ValueError(
+                f"weights must hold exactly the arrays of {type(self).__name__}, "
+                f"got missing {missing} and unexpected {unexpected}"
+            )
+        tensors = {}
+        for name, target in expected.items():
+            array = np.asarray(weights[name])
+            if array.shape != tuple(target.shape):
+                raise ValueError(
+                    f"weights[{name!r}] must have shape {tuple(target.shape)}, got {array.shape}"
+                )
+            if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
+                raise ValueError(f"weights[{name!r}] must be finite numbers, got {array.dtype}")
+            tensors[name] = torch.as_tensor(array, dtype=target.dtype)
+        self.network_.load_state_dict(tensors)
+
+
+def _take(data: dict[str, torch.Tensor], rows: torch.Tensor | slice) -> dict[str, torch.Tensor]:
+    """The ``rows`` of every tensor, sequences trimmed to the batch's longest prefix."""
+    batch = {k: v[rows] for k, v in data.items()}
+    width = int(batch["lengths"].max()) if len(batch["lengths"]) else 1
+    batch["items"] = batch["items"][:, :width]
+    batch["actions"] = batch["actions"][:, :width]
+    return batch
+
+
+def require(ok: bool, key: str, rule: str, value: object) -> None:
+    """Raise the house-style ``ValueError`` for a hyper-parameter outside its rule."""
+    if not ok:
+        raise ValueError(f"{key} must be {rule}, got {value!r}")
