@@ -1,0 +1,53 @@
+"""Expected calibration error: how far stated probabilities sit from observed frequencies.
+
+A shop acts on a prediction only when the model is sure (see ``Predictions.needs_review``), so the
+stated confidence has to mean what it says; ECE measures that on equal-width bins.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_N_BINS = 10
+_SLACK = 1e-6  # float32 rows summing to 1 can put a top probability a rounding step above 1
+
+
+def expected_calibration_error(
+    probs: np.ndarray, outcomes: np.ndarray, *, n_bins: int = DEFAULT_N_BINS
+) -> float:
+    """ECE = Σ_b |B|/n · |mean(outcome in B) − mean(prob in B)| over equal-width bins of [0, 1].
+
+    Bin b holds probabilities in [b/n_bins, (b+1)/n_bins); 1.0 falls in the last bin. ``outcomes``
+    is 1 where the event the probability speaks of happened (the predicted action was right, the
+    session converted). NaN when there are no cases.
+    """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins}")
+    probs = np.asarray(probs, dtype=np.float64)
+    outcomes = np.asarray(outcomes, dtype=np.float64)
+    if probs.shape != outcomes.shape or probs.ndim != 1:
+        raise ValueError(
+            f"probs and outcomes must be equal-length vectors, got {probs.shape}, {outcomes.shape}"
+        )
+    if len(probs) == 0:
+        return float("nan")
+    if probs.min() < -_SLACK or probs.max() > 1.0 + _SLACK:
+        raise ValueError(f"probs must lie in [0, 1], got {probs.min()}..{probs.max()}")
+    probs = np.clip(probs, 0.0, 1.0)
+    bins = np.minimum((probs * n_bins).astype(np.int64), n_bins - 1)
+    size = np.bincount(bins, minlength=n_bins)
+    gap = np.bincount(bins, weights=outcomes, minlength=n_bins) - np.bincount(
+        bins, weights=probs, minlength=n_bins
+    )
+    # Σ_b |B|/n · |Σ outcome/|B| − Σ prob/|B||  =  Σ_b |Σ outcome − Σ prob| / n
+    return float(np.abs(gap[size > 0]).sum() / len(probs))
+
+
+def action_ece(
+    action_probs: np.ndarray, labels: np.ndarray, *, n_bins: int = DEFAULT_N_BINS
+) -> float:
+    """ECE of the next-action confidence (top probability) over cases with a known label."""
+    known = np.asarray(labels) >= 0
+    probs = np.asarray(action_probs)[known]
+    correct = probs.argmax(axis=1) == np.asarray(labels)[known]
+    return expected_calibration_error(probs.max(axis=1), correct, n_bins=n_bins)

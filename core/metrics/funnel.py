@@ -1,0 +1,130 @@
+"""The shopping funnel of a log: how many sessions reach view, cart and purchase.
+
+A session reaches a stage when its furthest action is at least that stage, so a "buy now"
+purchase with no logged cart still passed the cart stage and the funnel never widens downstream.
+
+Federation: each partner computes ``funnel_counts`` over the same agreed ``channels``; the
+vectors are plain counts, so a secure SUM of them is the count vector of the union of the logs,
+and ``Funnel.from_counts`` rebuilds the global funnel without any partner's sessions leaving it.
+
+Count vector layout (int64, length ``3 * (1 + len(channels))``), row-major ``[segment, stage]``:
+segment 0 is every session, segment ``1 + c`` the sessions of ``channels[c]``; stage 0/1/2 is
+view/cart/purchase. Sessions of a channel outside ``channels`` (or of unknown channel) count in
+segment 0 only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from fedpath.schema import Action
+
+STAGES: tuple[Action, ...] = (Action.VIEW, Action.CART, Action.PURCHASE)
+STAGE_NAMES: tuple[str, ...] = tuple(stage.name.lower() for stage in STAGES)
+ALL_SESSIONS = "all"
+
+
+def _reached(furthest: pd.Series) -> np.ndarray:
+    """[3] sessions whose furthest action is at least each stage."""
+    values = furthest.to_numpy()
+    return np.array([(values >= stage).sum() for stage in STAGES], dtype=np.int64)
+
+
+def _session_channel(events: pd.DataFrame) -> pd.Series:
+    """Channel of each session: that of its earliest event with a known channel."""
+    known = events[events["channel"].notna()].sort_values("timestamp", kind="stable")
+    return known.groupby("session_id", sort=False)["channel"].first()
+
+
+def funnel_counts(events: pd.DataFrame, channels: Sequence[str] = ()) -> np.ndarray:
+    """The funnel of a canonical events table as an additive count vector (layout above)."""
+    missing = int(events["session_id"].isna().sum())
+    if missing:
+        raise ValueError(
+            f"events.session_id must be filled (sessionize first), got {missing} empty"
+        )
+    if len(set(channels)) != len(channels):
+        raise ValueError(f"channels must be distinct, got {list(channels)}")
+    furthest = events.groupby("session_id", sort=False)["action"].max()  # [sessions]
+    counts = np.zeros((1 + len(channels), len(STAGES)), dtype=np.int64)
+    counts[0] = _reached(furthest)
+    if channels:
+        channel = _session_channel(events).reindex(furthest.index)
+        for row, name in enumerate(channels, start=1):
+            counts[row] = _reached(furthest[channel == name])
+    return counts.ravel()
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    return numerator / denominator if denominator else math.nan
+
+
+@dataclass(frozen=True)
+class Funnel:
+    """Sessions reaching each stage, overall and per channel."""
+
+    reached: tuple[int, ...]  # [3] sessions reaching view, cart, purchase
+    by_channel: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def from_counts(cls, counts: np.ndarray, channels: Sequence[str] = ()) -> Funnel:
+        """Rebuild a funnel from a (possibly securely summed) ``funnel_counts`` vector."""
+        counts = np.asarray(counts)
+        expected = len(STAGES) * (1 + len(channels))
+        if counts.shape != (expected,):
+            raise ValueError(
+                f"counts must have shape ({expected},) for {len(channels)} channels, "
+                f"got {counts.shape}"
+            )
+        rows = [tuple(int(v) for v in row) for row in counts.reshape(-1, len(STAGES))]
+        return cls(reached=rows[0], by_channel=dict(zip(channels, rows[1:], strict=True)))
+
+    @property
+    def segments(self) -> dict[str, tuple[int, ...]]:
+        """Every segment's counts, ``"all"`` first."""
+        return {ALL_SESSIONS: self.reached, **self.by_channel}
+
+    def as_rows(self) -> list[dict[str, str | int | float]]:
+        """One row per segment and stage, ready for a table.
+
+        ``share``: of the segment's sessions, how many reached the stage; ``step_rate``: of
+        those that reached the previous stage; ``drop_off``: sessions lost since the previous
+        stage (0 at view); rates are NaN when their denominator is 0.
+        """
+        rows: list[dict[str, str | int | float]] = []
+        for segment, reached in self.segments.items():
+            for index, stage in enumerate(STAGE_NAMES):
+                previous = reached[index - 1] if index else reached[0]
+                rows.append(
+                    {
+                        "segment": segment,
+                        "stage": stage,
+                        "sessions": reached[index],
+                        "share": _ratio(reached[index], reached[0]),
+                        "step_rate": _ratio(reached[index], previous),
+                        "drop_off": previous - reached[index],
+                        "drop_off_rate": _ratio(previous - reached[index], previous),
+                    }
+                )
+        return rows
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready form: stage names and each segment's reached counts."""
+        return {
+            "stages": list(STAGE_NAMES),
+            "segments": {
+                name: dict(zip(STAGE_NAMES, r, strict=True)) for name, r in self.segments.items()
+            },
+        }
+
+
+def funnel(events: pd.DataFrame, channels: Sequence[str] | None = None) -> Funnel:
+    """The funnel of ``events``, per channel over ``channels`` (default: every known channel)."""
+    if channels is None:
+        channels = sorted(events["channel"].dropna().unique())
+    return Funnel.from_counts(funnel_counts(events, channels), channels)
