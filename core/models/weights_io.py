@@ -1,0 +1,99 @@
+"""A fitted model as one safetensors file that names what it is, so it can be rebuilt unaided.
+
+The arrays are the model's ``get_weights()``; the file header carries a small JSON document
+(model name, ``n_items``, seed, constructor parameters, fedpath version) under the key
+``"fedpath"``. One file rather than a side-car: a copied or uploaded model cannot lose its
+description, and the write is a single atomic rename.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save_file
+
+import fedpath
+from fedpath.errors import DataFormatError
+from fedpath.models.base import NextStepModel
+from fedpath.models.registry import build_model
+
+METADATA_KEY = "fedpath"
+
+
+def model_params(model: NextStepModel) -> dict[str, Any]:
+    """The keyword-only constructor arguments of ``model``'s class chain, read back from it.
+
+    Models follow scikit-learn's convention (each argument stored under its own name), which is
+    what lets a file rebuild the model without a per-class serializer.
+    """
+    params: dict[str, Any] = {}
+    for cls in type(model).__mro__:
+        if "__init__" in vars(cls):
+            for name, parameter in inspect.signature(cls.__init__).parameters.items():
+                if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in params:
+                    if not hasattr(model, name):
+                        raise ValueError(
+                            f"{type(model).__name__}.{name} must be stored as an attribute "
+                            f"of the same name to be saved, got no such attribute"
+                        )
+                    params[name] = getattr(model, name)
+        if cls is NextStepModel:
+            break
+    return params
+
+
+def save_weights(path: str | os.PathLike[str], model: NextStepModel) -> Path:
+    """Write ``model`` to ``path`` (via a temporary file, so a failed write leaves nothing)."""
+    path = Path(path)
+    params = model_params(model)
+    metadata = {
+        "model": model.name,
+        "n_items": params.pop("n_items"),
+        "seed": params.pop("seed"),
+        "params": params,
+        "fedpath_version": fedpath.__version__,
+    }
+    arrays = {name: np.ascontiguousarray(a) for name, a in model.get_weights().items()}
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        save_file(arrays, partial, metadata={METADATA_KEY: json.dumps(metadata)})
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def load_model(path: str | os.PathLike[str]) -> NextStepModel:
+    """Rebuild the model saved at ``path`` through the registry and load its weights."""
+    path = Path(path)
+    try:
+        with safe_open(path, framework="np") as handle:
+            header = handle.metadata() or {}
+            arrays = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as error:
+        raise DataFormatError(
+            f"{path}: must be a readable safetensors file, got {error}"
+        ) from error
+    if METADATA_KEY not in header:
+        raise DataFormatError(
+            f"{path}: header must hold fedpath metadata under {METADATA_KEY!r}, "
+            f"got keys {sorted(header)}"
+        )
+    try:
+        metadata = json.loads(header[METADATA_KEY])
+        name, n_items, seed = metadata["model"], metadata["n_items"], metadata["seed"]
+        params = metadata["params"]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise DataFormatError(
+            f"{path}: field {METADATA_KEY!r} must be JSON with model, n_items, seed and params, "
+            f"got {header[METADATA_KEY][:200]!r}"
+        ) from error
+    model = build_model(name, n_items=n_items, seed=seed, **params)
+    model.set_weights(arrays)
+    return model
