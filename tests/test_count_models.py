@@ -1,0 +1,185 @@
+"""Count baselines: the note's score definitions by hand, exact federation by summing counts,
+and the note's figures reproduced on both real samples."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from fedpath.data.cases import expand_prefixes
+from fedpath.data.containers import Session
+from fedpath.metrics.ranking import target_ranks
+from fedpath.models.cooccurrence import SessionCooccurrence
+from fedpath.models.markov import MarkovChain
+from fedpath.models.popularity import Popularity
+from fedpath.models.registry import build_model
+from fedpath.schema import Action
+
+REPO = Path(__file__).resolve().parents[1]
+COUNT_MODELS = (Popularity, MarkovChain, SessionCooccurrence)
+V, C, P, EXIT = (int(a) for a in Action)
+
+
+def sessions(*paths: list[int], actions: list[list[int]] | None = None) -> list[Session]:
+    """Sessions over the given item paths (all views unless ``actions`` says otherwise)."""
+    actions = actions or [[V] * len(path) for path in paths]
+    return [
+        Session(key=f"s{n}", items=np.array(path), actions=np.array(acts, dtype=np.int8), start=n)
+        for n, (path, acts) in enumerate(zip(paths, actions, strict=True))
+    ]
+
+
+def ranks_of(model: Popularity, prefix: list[int], items: list[int]) -> list[int]:
+    """Protocol rank of each of ``items`` after ``prefix``."""
+    cases = expand_prefixes(sessions(prefix))
+    scores = model.predict(cases.subset(np.array([len(prefix) - 1]))).item_scores
+    return target_ranks(np.repeat(scores, len(items), axis=0), np.array(items)).tolist()
+
+
+def test_popularity_ranks_by_occurrences_then_index() -> None:
+    # Prepare: occurrences by hand: item 0: 1, item 1: 3, item 2: 2, item 3: 1.
+    model = Popularity(n_items=4).fit(expand_prefixes(sessions([0, 1, 2], [1, 2], [3, 1])))
+
+    # Execute
+    ranks = ranks_of(model, [2], [0, 1, 2, 3])
+
+    # Assert: order 1, 2, then the tie 0 / 3 broken by index.
+    assert ranks == [3, 1, 2, 4]
+    assert model.get_weights()["item_counts"].tolist() == [1, 3, 2, 1]
+
+
+def test_markov_follows_the_last_item_and_falls_back_to_popularity() -> None:
+    # Prepare: pairs 0→1, 1→2 (twice), 3→1; item 2 is never followed.
+    model = MarkovChain(n_items=4).fit(expand_prefixes(sessions([0, 1, 2], [1, 2], [3, 1])))
+
+    # Execute
+    after_one = ranks_of(model, [0, 1], [0, 1, 2, 3])
+    after_two = ranks_of(model, [1, 2], [0, 1, 2, 3])
+
+    # Assert: after 1, item 2 (2×10⁶ + 2) leads, then popularity 1 (3), 0 (1), 3 (1).
+    assert after_one == [3, 2, 1, 4]
+    # After 2 nothing was seen: pure popularity 1, 2, 0, 3.
+    assert after_two == [3, 1, 2, 4]
+
+
+def test_markov_popularity_tie_break_survives_large_counts() -> None:
+    # Prepare: 40 × (5→1) and 40 × (5→2); item 2 occurs once more than item 1.
+    # 40×10⁶ + 40 and 40×10⁶ + 41 are one float32 number, so a float32 score would tie them.
+    paths = [[5, 1]] * 40 + [[5, 2]] * 40 + [[2, 3]]
+    model = MarkovChain(n_items=6).fit(expand_prefixes(sessions(*paths)))
+
+    # Execute / Assert
+    assert ranks_of(model, [5], [2, 1]) == [1, 2]
+
+
+def test_cooccurrence_weighs_recent_items_more_and_ignores_the_diagonal() -> None:
+    # Prepare: item 2 shared a session with 1, item 3 with 0, and item 3 is more popular.
+    model = SessionCooccurrence(n_items=5).fit(expand_prefixes(sessions([1, 2], [0, 3], [3, 4])))
+
+    # Execute: prefix 0 then 1, so 1 weighs 1 and 0 weighs 1/2.
+    ranks = ranks_of(model, [0, 1], [2, 3, 0, 1, 4])
+
+    # Assert: score(2) = 1×10⁶ + 1 beats score(3) = ½×10⁶ + 2 (equal weights would put 3
+    # first by popularity); items 0, 1, 4 score popularity 1 only (a counted diagonal would
+    # lift item 1 to a tie with item 2, winning it by index).
+    assert ranks == [1, 2, 3, 4, 5]
+
+
+def test_action_and_conversion_come_from_smoothed_counts() -> None:
+    # Prepare: a buyer's path view → cart → purchase, and a two-view visitor.
+    train = expand_prefixes(sessions([0, 1, 2], [1, 2], actions=[[V, C, P], [V, V]]))
+    model = Popularity(n_items=3, smoothing=1.0).fit(train)
+
+    # Execute: the buyer's first prefix (last action view, furthest stage view) and its
+    # second prefix (furthest stage cart).
+    predictions = model.predict(train.subset(np.array([0, 1])))
+
+    # Assert: after a view the counts are view 1, cart 1, purchase 0, exit 1; +1 each over 3 + 4.
+    assert predictions.action_probs[0] == pytest.approx(np.array([2, 2, 1, 2]) / 7)
+    # Furthest stage view: 3 prefixes, 1 of a converting session: (1 + 1) / (3 + 2).
+    # Furthest stage cart: 1 prefix, converting: (1 + 1) / (1 + 2).
+    assert predictions.convert_prob == pytest.approx([2 / 5, 2 / 3])
+
+
+def random_sessions(seed: int, n: int, n_items: int) -> list[Session]:
+    rng = np.random.default_rng(seed)
+    paths = [rng.integers(0, n_items, size=rng.integers(1, 8)).tolist() for _ in range(n)]
+    actions = [rng.choice([V, V, V, C, P], size=len(p)).tolist() for p in paths]
+    return sessions(*paths, actions=actions)
+
+
+@pytest.mark.parametrize("model_class", COUNT_MODELS)
+def test_summed_partner_weights_equal_one_fit_on_the_union(model_class: type[Popularity]) -> None:
+    # Prepare: two partners over one vocabulary; short prefixes so truncation is exercised.
+    first, second = random_sessions(1, 30, 12), random_sessions(2, 25, 12)
+    fit = lambda s: model_class(n_items=12).fit(expand_prefixes(s, max_len=3))  # noqa: E731
+
+    # Execute
+    a, b, union = fit(first).get_weights(), fit(second).get_weights(), fit(first + second)
+    summed = {name: a[name] + b[name] for name in a}
+    federated = model_class(n_items=12)
+    federated.set_weights(summed)
+
+    # Assert: identical counts, hence identical predictions.
+    expected = union.get_weights()
+    assert summed.keys() == expected.keys()
+    for name in expected:
+        np.testing.assert_array_equal(summed[name], expected[name], err_msg=name)
+    probe = expand_prefixes(random_sessions(3, 10, 12), max_len=3)
+    np.testing.assert_array_equal(
+        federated.predict(probe).item_scores, union.predict(probe).item_scores
+    )
+
+
+@pytest.mark.parametrize("model_class", COUNT_MODELS)
+def test_fit_counts_from_zero_so_a_federation_never_counts_twice(
+    model_class: type[Popularity],
+) -> None:
+    # Prepare
+    cases = expand_prefixes(random_sessions(4, 20, 10))
+    model = model_class(n_items=10).fit(cases)
+    once = model.get_weights()
+
+    # Execute
+    model.fit(cases)
+
+    # Assert
+    for name, array in model.get_weights().items():
+        np.testing.assert_array_equal(array, once[name], err_msg=name)
+
+
+def test_weights_are_checked_by_name_and_shape() -> None:
+    model = MarkovChain(n_items=3)
+    weights = MarkovChain(n_items=3).fit(expand_prefixes(sessions([0, 1]))).get_weights()
+    with pytest.raises(ValueError, match="weights must contain 'transitions'"):
+        model.set_weights({k: v for k, v in weights.items() if k != "transitions"})
+    with pytest.raises(ValueError, match=r"weights\['item_counts'\] must have shape \(3,\)"):
+        model.set_weights({**weights, "item_counts": np.zeros(4)})
+
+
+def test_unfitted_or_misconfigured_models_say_so() -> None:
+    cases = expand_prefixes(sessions([0, 1]))
+    with pytest.raises(ValueError, match="must be fitted"):
+        Popularity(n_items=2).predict(cases)
+    with pytest.raises(ValueError, match="item indices must be < n_items=1"):
+        Popularity(n_items=1).fit(cases)
+    with pytest.raises(ValueError, match="smoothing must be > 0"):
+        Popularity(n_items=2, smoothing=0.0).fit(cases)
+
+
+@pytest.mark.parametrize("name", ["popularity", "markov", "cooccurrence"])
+def test_each_yaml_builds_its_registered_model(name: str) -> None:
+    # Prepare
+    params = yaml.safe_load((REPO / "conf" / "model" / f"{name}.yaml").read_text())
+
+    # Execute
+    model = build_model(params.pop("name"), n_items=3, seed=0, **params)
+
+    # Assert: the YAML names every constructor key but the two the run supplies.
+    assert model.name == name
+    constructor = inspect.signature(type(model)).parameters
+    assert set(params) == set(constructor) - {"n_items", "seed"}
