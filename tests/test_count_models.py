@@ -17,6 +17,7 @@ from fedpath.models.cooccurrence import SessionCooccurrence
 from fedpath.models.markov import MarkovChain
 from fedpath.models.popularity import Popularity
 from fedpath.models.registry import build_model
+from fedpath.models.weights_io import load_model, save_weights
 from fedpath.schema import Action
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,3 +184,24 @@ def test_each_yaml_builds_its_registered_model(name: str) -> None:
     assert model.name == name
     constructor = inspect.signature(type(model)).parameters
     assert set(params) == set(constructor) - {"n_items", "seed"}
+
+
+def test_prefixes_cut_to_one_item_are_refused() -> None:
+    cases = expand_prefixes(sessions([0, 1, 2]), max_len=1)
+    with pytest.raises(ValueError, match="prefix width must be >= 2"):
+        Popularity(n_items=3).fit(cases)
+
+
+def test_a_saved_count_model_predicts_the_same(tmp_path: Path) -> None:
+    # Prepare
+    cases = expand_prefixes(random_sessions(5, 15, 8))
+    model = SessionCooccurrence(n_items=8, smoothing=0.5).fit(cases)
+
+    # Execute
+    loaded = load_model(save_weights(tmp_path / "cooc.safetensors", model))
+
+    # Assert
+    assert isinstance(loaded, SessionCooccurrence) and loaded.smoothing == 0.5
+    expected, got = model.predict(cases), loaded.predict(cases)
+    np.testing.assert_array_equal(got.item_scores, expected.item_scores)
+    np.testing.assert_array_equal(got.action_probs, expected.action_probs)

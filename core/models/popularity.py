@@ -76,6 +76,12 @@ class Popularity(NextStepModel):
         return self
 
     def _check_items(self, cases: Cases) -> None:
+        if cases.prefixes.shape[1] < 2:
+            # With prefixes cut to one item every case has length 1, and _count could no
+            # longer tell a session's first item from the others.
+            raise ValueError(
+                f"prefix width must be >= 2 for count models, got {cases.prefixes.shape[1]}"
+            )
         items = cases.prefixes[cases.prefixes >= 0]
         targets = cases.next_item[cases.next_item >= 0]
         top = max(items.max(initial=-1), targets.max(initial=-1))
