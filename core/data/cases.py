@@ -47,7 +47,9 @@ def expand_prefixes(sessions: Sequence[Session], *, max_len: int = 50) -> Cases:
     following = np.minimum(np.arange(n) + 1, max(n - 1, 0))
     censored = np.fromiter((s.censored for s in sessions), dtype=bool, count=len(sessions))
     exit_label = np.where(censored, UNKNOWN, int(Action.EXIT)).astype(np.int8)
-    converts = np.fromiter((s.converts for s in sessions), dtype=bool, count=len(sessions))
+    purchases = np.bincount(
+        session_index, weights=actions == Action.PURCHASE, minlength=len(lengths)
+    )
     return Cases(
         prefixes=prefixes,
         prefix_actions=prefix_actions,
@@ -56,7 +58,7 @@ def expand_prefixes(sessions: Sequence[Session], *, max_len: int = 50) -> Cases:
         next_action=np.where(is_last, exit_label[session_index], actions[following]).astype(
             np.int8
         ),
-        converts=converts[session_index],
+        converts=(purchases > 0)[session_index],
         session_index=session_index,
     )
 
