@@ -1,0 +1,113 @@
+"""One partner as a Flower ``NumPyClient``: local training and local evaluation, nothing else.
+
+A ``NumPyClient`` (Flower's legacy client) because ``secaggplus_mod`` reads the reply as a
+legacy ``FitRes``; see docs/federation.md. What leaves the partner: weights (masked under
+SecAgg+), its number of training cases (its weight in the mean; 1 for count models), its
+partner index and its metrics.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from flwr.client import NumPyClient
+from flwr.common import NDArrays, Scalar
+
+from fedpath.clients.spec import ModelSpec
+from fedpath.data.containers import Cases
+from fedpath.evaluate import evaluate
+from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD
+from fedpath.server.keys import (
+    COUNT_SCALE,
+    EVAL_SPLIT,
+    LOCAL_EPOCHS,
+    N_ITEM_CASES,
+    PARTNER,
+    PROXIMAL_MU,
+    SERVER_ROUND,
+    TRAIN_LOSS,
+)
+from fedpath.strategies.secure_sum import encode_counts
+
+EVAL_SPLITS = ("valid", "test")
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """What every partner process needs besides its own data."""
+
+    model: ModelSpec
+    data_dir: Path
+    ks: tuple[int, ...] = (5, 10, 20)
+    review_threshold: float = DEFAULT_REVIEW_THRESHOLD
+    threads: int = 1
+
+    @property
+    def loss_k(self) -> int:
+        """The reported loss is ``1 - recall@loss_k``: one number every model, count or neural,
+        has, and the quantity the project compares runs on."""
+        return max(self.ks)
+
+
+def round_seed(seed: int, partner: int, server_round: int) -> int:
+    """A seed per (run, partner, round): partners never share, and rounds never replay, an order."""
+    return int(np.random.SeedSequence([seed, partner, server_round]).generate_state(1)[0])
+
+
+class PartnerClient(NumPyClient):
+    """Trains and evaluates one partner's model on that partner's cases only."""
+
+    def __init__(self, partner: int, cases: dict[str, Cases], settings: ClientSettings) -> None:
+        self.partner = partner
+        self.cases = cases
+        self.settings = settings
+        self.spec = settings.model
+
+    def get_parameters(self, config: dict[str, Scalar]) -> NDArrays:
+        return self.spec.to_arrays(self.spec.initial_weights)
+
+    def fit(
+        self, parameters: NDArrays, config: dict[str, Scalar]
+    ) -> tuple[NDArrays, int, dict[str, Scalar]]:
+        """Count models count from zero; neural models start from the global weights."""
+        train = self.cases["train"]
+        if self.spec.is_count:
+            model = self.spec.build()
+            model.fit(train)
+            counts = self.spec.to_arrays(model.get_weights())
+            return encode_counts(counts, int(config[COUNT_SCALE])), 1, {PARTNER: self.partner}
+        model = self.spec.build(
+            seed=round_seed(self.spec.seed, self.partner, int(config[SERVER_ROUND])),
+            epochs=int(config[LOCAL_EPOCHS]),
+            proximal_mu=float(config.get(PROXIMAL_MU, 0.0)),
+        )
+        model.set_weights(self.spec.from_arrays(parameters))
+        losses: list[float] = []
+        model.fit(train, None, on_epoch=lambda _, metrics: losses.append(metrics["loss"]))
+        metrics: dict[str, Scalar] = {PARTNER: self.partner, TRAIN_LOSS: losses[-1]}
+        return self.spec.to_arrays(model.get_weights()), len(train), metrics
+
+    def evaluate(
+        self, parameters: NDArrays, config: dict[str, Scalar]
+    ) -> tuple[float, int, dict[str, Scalar]]:
+        """Metrics of the global weights on the local valid (or test) cases.
+
+        The reply's weight is the number of item cases, the denominator of the loss.
+        """
+        split = str(config.get(EVAL_SPLIT, "valid"))
+        if split not in EVAL_SPLITS:
+            raise ValueError(f"{EVAL_SPLIT} must be one of {EVAL_SPLITS}, got {split!r}")
+        cases = self.cases[split]
+        if len(cases) == 0:
+            return 0.0, 0, {PARTNER: self.partner}
+        model = self.spec.build()
+        model.set_weights(self.spec.from_arrays(parameters))
+        metrics = evaluate(
+            model, cases, ks=self.settings.ks, review_threshold=self.settings.review_threshold
+        )
+        recall = metrics[f"recall@{self.settings.loss_k}"]
+        loss = 0.0 if math.isnan(recall) else 1.0 - recall
+        return loss, int(metrics[N_ITEM_CASES]), {**metrics, PARTNER: self.partner}

@@ -1,0 +1,71 @@
+"""The Flower ``ServerApp``: the round loop over a strategy, keeping the global weights."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from flwr.common import Context
+from flwr.server import Grid, LegacyContext, ServerApp, ServerConfig
+from flwr.server.strategy import Strategy
+from flwr.server.workflow import DefaultWorkflow
+from flwr.server.workflow.constant import MAIN_PARAMS_RECORD
+
+from fedpath.errors import FedpathError
+
+REGISTRATION_POLL_S = 0.2
+
+
+@dataclass
+class ServerOutcome:
+    """Filled by the server's main when the last round is done (the app runs in a thread)."""
+
+    weights: list[np.ndarray] | None = None
+
+
+def await_partners(grid: Grid, n_partners: int, timeout: float) -> None:
+    """Block until ``n_partners`` nodes are connected.
+
+    Flower's legacy strategies size a round's sample from the nodes connected at that instant,
+    so a round 1 started while partners are still registering would silently train on fewer.
+    """
+    deadline = time.monotonic() + timeout
+    while len(grid.get_node_ids()) < n_partners:
+        if time.monotonic() > deadline:
+            raise FedpathError(
+                f"{n_partners} partners must connect within {timeout:.0f} s, "
+                f"got {len(grid.get_node_ids())}"
+            )
+        time.sleep(REGISTRATION_POLL_S)
+
+
+def run_rounds(
+    grid: Grid, context: Context, strategy: Strategy, workflow: DefaultWorkflow, rounds: int
+) -> list[np.ndarray]:
+    """Run ``rounds`` rounds of ``workflow`` over ``strategy``; return the final global arrays."""
+    legacy = LegacyContext(
+        context=context, config=ServerConfig(num_rounds=rounds), strategy=strategy
+    )
+    workflow(grid, legacy)
+    return legacy.state.array_records[MAIN_PARAMS_RECORD].to_numpy_ndarrays()
+
+
+def build_server_app(
+    strategy: Strategy,
+    workflow: DefaultWorkflow,
+    *,
+    rounds: int,
+    n_partners: int,
+    outcome: ServerOutcome,
+    registration_timeout: float = 300.0,
+) -> ServerApp:
+    """A ``ServerApp`` that waits for every partner, runs the rounds and fills ``outcome``."""
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        await_partners(grid, n_partners, registration_timeout)
+        outcome.weights = run_rounds(grid, context, strategy, workflow, rounds)
+
+    return app

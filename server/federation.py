@@ -1,0 +1,155 @@
+"""``run_federation``: one simulated federated run of partners over a split log, end to end.
+
+Partners' cases go to a private temporary folder (one file each), the server and the partners'
+``ClientApp`` are built from the config, and Flower's simulation engine plays every partner in
+its own process. What comes back is the final global model and what each round did.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import numpy as np
+from flwr.common import Scalar
+from flwr.server.strategy import Strategy
+from flwr.simulation import run_simulation
+
+from fedpath.clients.app import build_client_app
+from fedpath.clients.client import ClientSettings
+from fedpath.clients.spec import ModelSpec
+from fedpath.clients.store import save_partner
+from fedpath.data.cases import expand_prefixes
+from fedpath.data.containers import SplitDataset
+from fedpath.errors import ConfigError, FedpathError
+from fedpath.models.base import NextStepModel
+from fedpath.server.app import ServerOutcome, build_server_app
+from fedpath.server.config import FederationConfig
+from fedpath.server.keys import COUNT_SCALE, EVAL_SPLIT, LOCAL_EPOCHS, SERVER_ROUND
+from fedpath.server.metrics import mean_train_loss, pooled_eval_metrics
+from fedpath.server.recorder import RoundRecord, RoundRecorder
+from fedpath.server.workflow import build_workflow
+from fedpath.simulations.partition import Partner
+from fedpath.strategies.factory import StrategyWiring, build_strategy
+from fedpath.strategies.secure_sum import count_scale
+
+
+@dataclass(frozen=True)
+class FederationResult:
+    """The global model after the last round, and the record of every round."""
+
+    model: NextStepModel
+    weights: dict[str, np.ndarray]
+    rounds: list[RoundRecord]
+    partner_names: list[str]
+    seconds: float
+
+
+def run_federation(
+    split: SplitDataset, partitions: Sequence[Partner], config: FederationConfig
+) -> FederationResult:
+    """Train ``config.model`` across ``partitions`` (from ``partition(split, ...)``) with Flower."""
+    partners = list(partitions)
+    spec = ModelSpec(config.model, split.n_items, dict(config.model_params), config.seed)
+    _check(config, spec, split, partners)
+    scale = count_scale(len(partners), config.secagg.modulus_range) if spec.is_count else None
+    started = time.perf_counter()
+    with TemporaryDirectory(prefix="fedpath-partners-") as folder:
+        train_sizes = _store(Path(folder), partners, config.max_len)
+        recorder = RoundRecorder(_strategy(config, spec, len(partners), scale))
+        workflow = build_workflow(config.secagg, max_weight=max(train_sizes), count_scale=scale)
+        outcome = ServerOutcome()
+        settings = ClientSettings(
+            model=spec,
+            data_dir=Path(folder),
+            ks=config.ks,
+            review_threshold=config.review_threshold,
+            threads=config.threads_per_partner,
+        )
+        run_simulation(
+            server_app=build_server_app(
+                recorder, workflow, rounds=config.rounds, n_partners=len(partners), outcome=outcome
+            ),
+            client_app=build_client_app(settings, secagg=config.secagg.enabled),
+            num_supernodes=len(partners),
+            backend_config={
+                "client_resources": {"num_cpus": config.cpus_per_partner, "num_gpus": 0.0}
+            },
+        )
+    rounds = recorder.rounds()
+    if outcome.weights is None or not any(r.participants for r in rounds):
+        raise FedpathError(
+            f"federation of {len(partners)} partners aggregated no update in "
+            f"{config.rounds} round(s); see the Flower log above for the partners' errors"
+        )
+    weights = spec.from_arrays(outcome.weights)
+    model = spec.build()
+    model.set_weights(weights)
+    return FederationResult(
+        model=model,
+        weights=weights,
+        rounds=rounds,
+        partner_names=[p.name for p in partners],
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _check(
+    config: FederationConfig, spec: ModelSpec, split: SplitDataset, partners: list[Partner]
+) -> None:
+    if len(partners) < 2:
+        raise ConfigError(f"partitions must hold at least 2 partners, got {len(partners)}")
+    sizes = sorted({p.data.n_items for p in partners})
+    if sizes != [split.n_items]:
+        raise ConfigError(
+            f"partitions must share the split's vocabulary of {split.n_items} items, got {sizes}"
+        )
+    if spec.is_count != (config.strategy == "sum"):
+        raise ConfigError(
+            f"strategy must be 'sum' exactly for count models, got strategy {config.strategy!r} "
+            f"with model {config.model!r}"
+        )
+
+
+def _store(folder: Path, partners: list[Partner], max_len: int) -> list[int]:
+    """Write each partner's cases; return each partner's number of train cases."""
+    sizes = []
+    for partner in partners:
+        cases = {
+            name: expand_prefixes(getattr(partner.data, name), max_len=max_len)
+            for name in ("train", "valid", "test")
+        }
+        save_partner(folder, partner.index, cases)
+        sizes.append(len(cases["train"]))
+    return sizes
+
+
+def _strategy(
+    config: FederationConfig, spec: ModelSpec, n_partners: int, scale: int | None
+) -> Strategy:
+    def fit_config(server_round: int) -> dict[str, Scalar]:
+        values: dict[str, Scalar] = {SERVER_ROUND: server_round, LOCAL_EPOCHS: config.local_epochs}
+        if scale is not None:
+            values[COUNT_SCALE] = scale
+        return values
+
+    def evaluate_config(server_round: int) -> dict[str, Scalar]:
+        return {SERVER_ROUND: server_round, EVAL_SPLIT: config.eval_split}
+
+    wiring = StrategyWiring(
+        n_partners=n_partners,
+        initial_weights=spec.to_arrays(spec.initial_weights),
+        fraction_fit=config.fraction_fit,
+        fraction_evaluate=config.fraction_evaluate,
+        on_fit_config_fn=fit_config,
+        on_evaluate_config_fn=evaluate_config,
+        fit_metrics_aggregation_fn=mean_train_loss,
+        evaluate_metrics_aggregation_fn=pooled_eval_metrics,
+    )
+    params = dict(config.strategy_params)
+    if scale is not None:
+        params["scale"] = scale
+    return build_strategy(config.strategy, params, secagg=config.secagg.enabled, wiring=wiring)

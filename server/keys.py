@@ -1,0 +1,26 @@
+"""Every key the server and the partners exchange, named once so the two sides cannot drift.
+
+Values travel in Flower's legacy ``FitIns.config`` / ``EvaluateIns.config`` (server to partner)
+and in the ``metrics`` of ``FitRes`` / ``EvaluateRes`` (partner to server).
+"""
+
+from __future__ import annotations
+
+# Set by Flower's simulation engine in each node's ``node_config``; a real SuperNode is started
+# with ``--node-config 'partition-id=<i>'``.
+PARTITION_ID = "partition-id"
+
+# Server -> partner (fit config)
+SERVER_ROUND = "server-round"
+LOCAL_EPOCHS = "local-epochs"
+PROXIMAL_MU = "proximal_mu"  # the name Flower's FedProx writes; it is not ours to rename
+COUNT_SCALE = "count-scale"  # the public bound S of the secure count sum (see strategies)
+
+# Server -> partner (evaluate config)
+EVAL_SPLIT = "eval-split"
+
+# Partner -> server (fit and evaluate metrics)
+PARTNER = "partner"  # which partner answered: lets the server say who took part or dropped
+TRAIN_LOSS = "train_loss"
+N_CASES = "n_cases"  # also a key of fedpath.evaluate's metrics
+N_ITEM_CASES = "n_item_cases"  # idem
