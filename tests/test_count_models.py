@@ -11,7 +11,10 @@ import pytest
 import yaml
 
 from fedpath.data.cases import expand_prefixes
-from fedpath.data.containers import Session
+from fedpath.data.containers import Cases, Session
+from fedpath.data.loader import load_events
+from fedpath.data.protocol import ProtocolConfig, apply_protocol
+from fedpath.evaluate import evaluate
 from fedpath.metrics.ranking import target_ranks
 from fedpath.models.cooccurrence import SessionCooccurrence
 from fedpath.models.markov import MarkovChain
@@ -205,3 +208,44 @@ def test_a_saved_count_model_predicts_the_same(tmp_path: Path) -> None:
     expected, got = model.predict(cases), loaded.predict(cases)
     np.testing.assert_array_equal(got.item_scores, expected.item_scores)
     np.testing.assert_array_equal(got.action_probs, expected.action_probs)
+
+
+# Test-split figures of ../shared/notes/evaluation-protocol.md: R@10, R@20, MRR@20, NDCG@20.
+NOTE_FIGURES = {
+    ("diginetica", "popularity"): (0.023, 0.034, 0.010, 0.015),
+    ("diginetica", "markov"): (0.162, 0.173, 0.108, 0.123),
+    ("diginetica", "cooccurrence"): (0.410, 0.504, 0.175, 0.250),
+    ("rees46", "popularity"): (0.207, 0.326, 0.100, 0.149),
+    ("rees46", "markov"): (0.478, 0.533, 0.315, 0.366),
+    ("rees46", "cooccurrence"): (0.565, 0.641, 0.270, 0.354),
+}
+SAMPLES = {
+    "diginetica": ("diginetica-sample/sample_train-item-views.csv", 266),
+    "rees46": ("rees46-multicategory-sample/2019-Oct-head.csv", 92),
+}
+
+
+@pytest.fixture(scope="module")
+def benchmark_cases(shared_data: Path) -> dict[str, tuple[int, Cases, Cases]]:
+    """(n_items, train cases, test cases) of each sample under the benchmark protocol."""
+    prepared = {}
+    for log, (sample, _) in SAMPLES.items():
+        split = apply_protocol(load_events(shared_data / sample).events, ProtocolConfig())
+        prepared[log] = (split.n_items, expand_prefixes(split.train), expand_prefixes(split.test))
+    return prepared
+
+
+@pytest.mark.parametrize(("log", "name"), sorted(NOTE_FIGURES))
+def test_the_notes_figures_are_reproduced(
+    benchmark_cases: dict[str, tuple[int, Cases, Cases]], log: str, name: str
+) -> None:
+    # Prepare
+    n_items, train, test = benchmark_cases[log]
+
+    # Execute
+    metrics = evaluate(build_model(name, n_items=n_items).fit(train), test)
+
+    # Assert: the note's test cases, and its figures to 3 decimals.
+    assert metrics["n_item_cases"] == SAMPLES[log][1]
+    got = tuple(round(metrics[k], 3) for k in ("recall@10", "recall@20", "mrr@20", "ndcg@20"))
+    assert got == NOTE_FIGURES[(log, name)]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from fedpath.data.loader import load_events
 from fedpath.metrics.funnel import Funnel, funnel, funnel_counts
 from fedpath.schema import Action, conform
 
@@ -126,3 +128,26 @@ def test_events_without_sessions_are_refused() -> None:
 def test_counts_of_the_wrong_length_are_refused() -> None:
     with pytest.raises(ValueError, match=r"counts must have shape \(6,\) for 1 channels"):
         Funnel.from_counts(np.zeros(3, dtype=np.int64), channels=("app",))
+
+
+def test_the_rees46_sample_funnel(shared_data: Path) -> None:
+    # Prepare: the raw file, read apart from the loader, for the cart stage.
+    path = shared_data / "rees46-multicategory-sample" / "2019-Oct-head.csv"
+    raw = pd.read_csv(path, usecols=["event_type", "user_session"])
+    past_view = raw.loc[raw["event_type"].isin(["cart", "purchase"]), "user_session"].nunique()
+
+    # Execute
+    result = funnel(load_events(path).events)
+
+    # Assert: the README's 1,906 sessions, of which 50 contain a purchase.
+    assert result.reached == (1906, past_view, 50)
+    assert result.by_channel == {}
+
+
+def test_the_diginetica_sample_has_views_only(shared_data: Path) -> None:
+    # Execute
+    path = shared_data / "diginetica-sample" / "sample_train-item-views.csv"
+    result = funnel(load_events(path).events)
+
+    # Assert: the README's 2,986 sessions; the log has no carts nor purchases.
+    assert result.reached == (2986, 0, 0)
