@@ -1,0 +1,399 @@
+"""Source files as chunks of text records, each with the source line it starts on.
+
+Why not ``pandas.read_csv``: it cannot tell which source line a row came from, and it either drops
+or fails on a row with the wrong number of fields. Here each chunk's bytes are scanned with numpy
+(line ends, quotes, delimiters); records that cannot be split are quarantined with their line
+number; the well-formed unquoted records, nearly all of a log, go to pyarrow's CSV parser with
+quoting turned off, so parser and framing cannot disagree. Quoted records are framed by quote
+parity (a record goes on while a quote is open) and split one by one with the ``csv`` module.
+
+Text is UTF-8; undecodable bytes become U+FFFD rather than stopping the load (a damaged id then
+fails validation, or passes as a different string, as it would in any text tool).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from fedpath.data.formats import LogFormat
+from fedpath.data.quarantine import Quarantine
+from fedpath.errors import DataFormatError
+
+_NL, _CR, _QUOTE = ord("\n"), ord("\r"), ord('"')
+_BOM = b"\xef\xbb\xbf"
+_PARQUET_MAGIC = b"PAR1"
+_BYTES_PER_LINE_GUESS = 128
+
+
+@dataclass(frozen=True)
+class RawChunk:
+    """Records of one chunk split into fields, all still text (``fields`` has the source names)."""
+
+    file: Path
+    lines: np.ndarray  # [n] int64: 1-based source line where each record starts
+    fields: pd.DataFrame  # [n, source columns] str
+    raw: pa.Array | None  # [n] the records as written; None: describe them from ``fields``
+
+    def raw_text(self, positions: np.ndarray) -> list[str]:
+        """The records at ``positions`` as a reader of the quarantine should see them."""
+        if self.raw is None:
+            rows = self.fields.iloc[positions]
+            return rows.to_json(orient="records", lines=True, force_ascii=False).splitlines()
+        return _strip_line_end(self.raw.take(pa.array(positions, type=pa.int64()))).to_pylist()
+
+
+def is_parquet(path: Path) -> bool:
+    with path.open("rb") as stream:
+        return stream.read(len(_PARQUET_MAGIC)) == _PARQUET_MAGIC
+
+
+def first_record(path: Path) -> str:
+    """The first record of a text file (its header, when it has one), decoded."""
+    with path.open("rb") as stream:
+        record, _ = _read_first_record(stream)
+    return record
+
+
+def split_header(text: str, delimiter: str) -> list[str]:
+    """A header record's column names (quoted names allowed)."""
+    try:
+        rows = list(csv.reader([text], delimiter=delimiter, strict=True))
+    except csv.Error:
+        return []
+    return rows[0] if len(rows) == 1 else []
+
+
+def _read_first_record(stream: BinaryIO) -> tuple[str, int]:
+    """The first record and how many physical lines it spans; the stream is left after it."""
+    parts: list[bytes] = []
+    quotes = 0
+    while True:
+        line = stream.readline()
+        if not line:
+            break
+        parts.append(line)
+        quotes += line.count(b'"')
+        if quotes % 2 == 0:
+            break
+    data = b"".join(parts).removeprefix(_BOM)
+    text = data.decode("utf-8", errors="replace").removesuffix("\n").removesuffix("\r")
+    return text, len(parts)
+
+
+class TextSource:
+    """A delimited text file, read chunk by chunk after its header (if it has one)."""
+
+    def __init__(self, path: Path, *, delimiter: str, header: tuple[str, ...] | None) -> None:
+        self.path = path
+        self.delimiter = delimiter
+        self._stream = path.open("rb")
+        if header is None:
+            self.header_text, n_header_lines = _read_first_record(self._stream)
+            self.columns = split_header(self.header_text, delimiter)
+        else:
+            if self._stream.read(len(_BOM)) != _BOM:
+                self._stream.seek(0)
+            self.header_text, n_header_lines, self.columns = "", 0, list(header)
+        self._first_line = n_header_lines + 1
+
+    def chunks(
+        self, *, columns: tuple[str, ...], chunk_rows: int, quarantine: Quarantine
+    ) -> Iterator[RawChunk]:
+        """Records of about ``chunk_rows`` lines each, with only ``columns`` kept."""
+        positions = [self.columns.index(c) for c in columns]  # first occurrence of each
+        line = self._first_line
+        for block in _blocks(self._stream, chunk_rows):
+            chunk = _split_block(self, block, line, positions, columns, quarantine)
+            line += block.count(b"\n") + (not block.endswith(b"\n"))
+            if len(chunk.lines):
+                yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self) -> TextSource:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class ParquetSource:
+    """A Parquet file, read in row batches; every column is taken as text like a CSV field.
+
+    Reading Parquet values as text keeps one validation path for all sources; a record's "line"
+    is its 1-based row number.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._file = pq.ParquetFile(path)
+        except (pa.ArrowException, OSError) as error:
+            raise DataFormatError(f"cannot read {path} as Parquet: {error}") from None
+        self.columns = list(self._file.schema_arrow.names)
+        self.header_text = ",".join(self.columns)
+
+    def chunks(
+        self, *, columns: tuple[str, ...], chunk_rows: int, quarantine: Quarantine
+    ) -> Iterator[RawChunk]:
+        """Row batches of ``chunk_rows`` rows with only ``columns`` kept (nothing to quarantine)."""
+        row = 1
+        for batch in self._file.iter_batches(batch_size=chunk_rows, columns=list(columns)):
+            fields = pd.DataFrame({c: self._text(c, batch.column(c)).to_pandas() for c in columns})
+            yield RawChunk(self.path, np.arange(row, row + batch.num_rows), fields, raw=None)
+            row += batch.num_rows
+
+    def _text(self, name: str, values: pa.Array) -> pa.Array:
+        try:
+            return pc.fill_null(pc.cast(values, pa.string()), "")
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+            raise DataFormatError(
+                f"{self.path}: column {name!r} of type {values.type} cannot be read as text"
+            ) from None
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> ParquetSource:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open_source(path: Path, log_format: LogFormat) -> TextSource | ParquetSource:
+    """The reader for ``path``: Parquet when the file says so, delimited text otherwise."""
+    if is_parquet(path):
+        return ParquetSource(path)
+    mapping = log_format.mapping
+    return TextSource(path, delimiter=mapping.delimiter, header=mapping.header)
+
+
+def _blocks(stream: BinaryIO, chunk_rows: int) -> Iterator[bytes]:
+    """Blocks of at least ``chunk_rows`` whole lines (fewer at the end), never cut inside quotes."""
+    pending, eof = b"", False
+    read_size = chunk_rows * _BYTES_PER_LINE_GUESS
+    while True:
+        cut = _cut(pending, chunk_rows)
+        while cut is None and not eof:
+            more = stream.read(max(read_size, len(pending)))  # doubling keeps re-scans linear
+            eof = not more
+            pending += more
+            cut = _cut(pending, chunk_rows)
+        if cut is None:
+            cut = len(pending)
+        if cut == 0:
+            return
+        yield pending[:cut]
+        pending = pending[cut:]
+
+
+def _cut(data: bytes, chunk_rows: int) -> int | None:
+    """End of a block of ``chunk_rows`` lines, moved on while a quote is open; None: read more."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buf == _NL)
+    if len(ends) < chunk_rows:
+        return None
+    candidates = ends[chunk_rows - 1 :]
+    quotes = np.flatnonzero(buf == _QUOTE)
+    if len(quotes):
+        closed = np.flatnonzero(np.searchsorted(quotes, candidates) % 2 == 0)
+        if not len(closed):
+            return None
+        candidates = candidates[closed]
+    return int(candidates[0]) + 1
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """Where the records of a block lie: byte spans and the line each starts on."""
+
+    starts: np.ndarray  # [n] first byte of each record
+    stops: np.ndarray  # [n] byte of the '\n' that ends each record
+    lines: np.ndarray  # [n] source line of each record's first byte
+    unterminated: bool  # the last record ends the file inside a quote
+
+
+def _frame(buf: np.ndarray, first_line: int) -> _Frame:
+    ends = np.flatnonzero(buf == _NL)
+    line_starts = np.concatenate(([0], ends[:-1] + 1))
+    quotes = np.flatnonzero(buf == _QUOTE)
+    last_lines = np.arange(len(ends))
+    unterminated = False
+    if len(quotes):
+        closes = np.searchsorted(quotes, ends) % 2 == 0
+        unterminated = not closes[-1]
+        closes[-1] = True
+        last_lines = np.flatnonzero(closes)
+    first_lines = np.concatenate(([0], last_lines[:-1] + 1))
+    return _Frame(
+        starts=line_starts[first_lines],
+        stops=ends[last_lines],
+        lines=first_line + first_lines,
+        unterminated=unterminated,
+    )
+
+
+def _count_between(positions: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    return np.searchsorted(positions, stops) - np.searchsorted(positions, starts)
+
+
+def _split_block(
+    source: TextSource,
+    block: bytes,
+    first_line: int,
+    positions: list[int],
+    columns: tuple[str, ...],
+    quarantine: Quarantine,
+) -> RawChunk:
+    """The records of one block split into ``columns``; records that cannot be are quarantined."""
+    block = _valid_utf8(block if block.endswith(b"\n") else block + b"\n")
+    buf = np.frombuffer(block, dtype=np.uint8)
+    frame = _frame(buf, first_line)
+    offsets = np.append(frame.starts, frame.stops[-1] + 1).astype(np.int64)
+    raw = pa.LargeStringArray.from_buffers(
+        len(frame.starts), pa.py_buffer(offsets), pa.py_buffer(block)
+    )
+    # A CR right before the '\n' is a CRLF line end, not content.
+    crlf = (frame.stops > frame.starts) & (buf[np.maximum(frame.stops - 1, 0)] == _CR)
+    content_stops = frame.stops - crlf
+    delimiters = np.flatnonzero(buf == ord(source.delimiter))
+    n_fields = _count_between(delimiters, frame.starts, content_stops) + 1
+    special = _count_between(
+        np.flatnonzero((buf == _QUOTE) | (buf == _CR)), frame.starts, content_stops
+    )
+    expected = len(source.columns)
+
+    reasons = np.full(len(frame.starts), None, dtype=object)
+    reasons[content_stops == frame.starts] = "empty line"
+    if frame.unterminated:
+        reasons[-1] = "unterminated quote"
+    plain = (special == 0) & pd.isna(reasons)
+    wrong = plain & (n_fields != expected)
+    reasons[wrong] = [_wrong_count(expected, k) for k in n_fields[wrong]]
+    fast = np.flatnonzero(plain & ~wrong)
+    quoted = np.flatnonzero((special > 0) & pd.isna(reasons))
+    slow, slow_rows = _split_quoted(raw, quoted, source, reasons)
+
+    rejected = np.flatnonzero(~pd.isna(reasons))
+    quarantine.add(
+        file=source.path,
+        lines=frame.lines[rejected],
+        field=None,
+        reason=reasons[rejected],
+        raw=_strip_line_end(raw.take(pa.array(rejected, type=pa.int64()))).to_pylist(),
+    )
+    fields = _parse_plain(block, raw, fast, source.delimiter, expected, positions, columns)
+    kept = fast
+    if len(slow):
+        values = [[row[p] for p in positions] for row in slow_rows]
+        slow_fields = pd.DataFrame(values, columns=list(columns), dtype="str")
+        order = np.argsort(np.concatenate((fast, slow)), kind="stable")
+        fields = pd.concat([fields, slow_fields], ignore_index=True).iloc[order]
+        fields = fields.reset_index(drop=True)
+        kept = np.concatenate((fast, slow))[order]
+    return RawChunk(
+        source.path, frame.lines[kept], fields, raw.take(pa.array(kept, type=pa.int64()))
+    )
+
+
+def _split_quoted(
+    raw: pa.Array, candidates: np.ndarray, source: TextSource, reasons: np.ndarray
+) -> tuple[np.ndarray, list[list[str]]]:
+    """Split the quoted records with the csv module; those it cannot split get a reason."""
+    kept, rows = [], []
+    texts = _strip_line_end(raw.take(pa.array(candidates, type=pa.int64()))).to_pylist()
+    for index, text in zip(candidates, texts, strict=True):
+        try:
+            parsed = list(csv.reader([text], delimiter=source.delimiter, strict=True))
+        except csv.Error as error:
+            reasons[index] = f"unreadable record: {str(error).split(' - ')[0]}"  # drop the hint
+            continue
+        if len(parsed) != 1:
+            reasons[index] = "unreadable record: no fields"
+        elif len(parsed[0]) != len(source.columns):
+            reasons[index] = _wrong_count(len(source.columns), len(parsed[0]))
+        else:
+            kept.append(index)
+            rows.append(parsed[0])
+    return np.asarray(kept, dtype=np.int64), rows
+
+
+def _parse_plain(
+    block: bytes,
+    raw: pa.Array,
+    records: np.ndarray,
+    delimiter: str,
+    n_fields: int,
+    positions: list[int],
+    columns: tuple[str, ...],
+) -> pd.DataFrame:
+    """Split unquoted records of exactly ``n_fields`` fields with pyarrow's CSV parser."""
+    if len(records) == 0:
+        return pd.DataFrame({c: pd.Series(dtype="str") for c in columns})
+    if len(records) == len(raw):
+        data = pa.py_buffer(block)
+    else:
+        taken = raw.take(pa.array(records, type=pa.int64()))
+        value_offsets = np.frombuffer(taken.buffers()[1], dtype=np.int64)[taken.offset :]
+        data = taken.buffers()[2].slice(
+            int(value_offsets[0]), int(value_offsets[len(taken)] - value_offsets[0])
+        )
+    names = [str(i) for i in range(n_fields)]
+    table = pacsv.read_csv(
+        pa.BufferReader(data),
+        read_options=pacsv.ReadOptions(column_names=names, block_size=max(len(data), 1 << 20)),
+        parse_options=pacsv.ParseOptions(
+            delimiter=delimiter,
+            quote_char=False,
+            newlines_in_values=False,
+            ignore_empty_lines=False,
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            include_columns=[names[p] for p in positions],
+            strings_can_be_null=False,
+        ),
+    )
+    return pd.DataFrame(
+        {c: table.column(names[p]).to_pandas() for c, p in zip(columns, positions, strict=True)}
+    )
+
+
+def _wrong_count(expected: int, got: int) -> str:
+    return f"wrong number of fields: expected {expected}, got {got}"
+
+
+def _valid_utf8(block: bytes) -> bytes:
+    try:
+        block.decode("utf-8")
+    except UnicodeDecodeError:
+        return block.decode("utf-8", errors="replace").encode("utf-8")
+    return block
+
+
+def _strip_line_end(raw: pa.Array) -> pa.Array:
+    return pc.replace_substring_regex(raw, pattern="\r?\n\\z", replacement="")
