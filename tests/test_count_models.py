@@ -249,3 +249,13 @@ def test_the_notes_figures_are_reproduced(
     assert metrics["n_item_cases"] == SAMPLES[log][1]
     got = tuple(round(metrics[k], 3) for k in ("recall@10", "recall@20", "mrr@20", "ndcg@20"))
     assert got == NOTE_FIGURES[(log, name)]
+
+
+@pytest.mark.parametrize("model_class", COUNT_MODELS)
+def test_counting_no_case_gives_zero_counts_of_every_shape(model_class: type[Popularity]) -> None:
+    # Execute: how a federation builds its round-0 weights.
+    weights = model_class(n_items=4).fit(expand_prefixes([])).get_weights()
+
+    # Assert
+    assert all(not array.any() for array in weights.values())
+    assert weights["item_counts"].shape == (4,)

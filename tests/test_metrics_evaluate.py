@@ -83,3 +83,13 @@ def test_default_keys(model: Popularity) -> None:
 def test_batch_size_must_be_positive(model: Popularity) -> None:
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         evaluate(model, TEST, batch_size=0)
+
+
+def test_no_case_gives_nan_metrics_not_an_error(model: Popularity) -> None:
+    # Execute: a partner without test sessions.
+    metrics = evaluate(model, expand_prefixes([]))
+
+    # Assert
+    assert (metrics["n_cases"], metrics["n_item_cases"]) == (0, 0)
+    assert math.isnan(metrics["recall@20"]) and math.isnan(metrics["action_accuracy"])
+    assert math.isnan(metrics["review_rate"]) and math.isnan(metrics["conversion_auc"])
