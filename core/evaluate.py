@@ -14,6 +14,7 @@ from fedpath.metrics.calibration import DEFAULT_N_BINS, action_ece, expected_cal
 from fedpath.metrics.classification import action_accuracy, action_macro_f1, conversion_auc
 from fedpath.metrics.ranking import DEFAULT_KS, ranking_report, target_ranks
 from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD, NextStepModel, Predictions
+from fedpath.schema import N_ACTIONS
 
 
 def _predict_in_batches(
@@ -30,7 +31,7 @@ def _predict_in_batches(
         convert_prob.append(predictions.convert_prob)
     outputs = Predictions(
         item_scores=np.empty((0, 0), dtype=np.float32),  # not kept: the ranks say all we need
-        action_probs=np.concatenate(action_probs) if action_probs else np.empty((0, 4)),
+        action_probs=np.concatenate(action_probs) if action_probs else np.empty((0, N_ACTIONS)),
         convert_prob=np.concatenate(convert_prob) if convert_prob else np.empty(0),
     )
     return (np.concatenate(ranks) if ranks else np.empty(0, dtype=np.int64)), outputs
