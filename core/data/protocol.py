@@ -115,7 +115,8 @@ def apply_protocol(events: pd.DataFrame, config: ProtocolConfig | None = None) -
             f"item_id must be present on every event, got a missing one at row {first}"
         )
 
-    session_codes, session_keys = pd.factorize(events["session_id"])
+    session_codes, session_ids = pd.factorize(events["session_id"])
+    keys = session_ids.astype(str).to_numpy(dtype=object)  # [S] session key by session code
     item_codes, item_ids = pd.factorize(events["item_id"])
     stamps = events["timestamp"].to_numpy(dtype=np.int64)
     order = np.lexsort((np.arange(len(events)), stamps, session_codes))
@@ -126,9 +127,7 @@ def apply_protocol(events: pd.DataFrame, config: ProtocolConfig | None = None) -
     about = _SessionFacts.of(logged.session, stamps[order], labels, config)
 
     kept = _filter_to_fixed_point(logged, config)
-    ranked, n_train, n_valid = _rank_sessions(
-        kept, about.start, session_keys.astype(str).to_numpy(), config
-    )
+    ranked, n_train, n_valid = _rank_sessions(kept, about.start, keys, config)
     train = ranked.take(ranked.rank < n_train)
     vocab_codes = pd.unique(train.item)
     index_of = np.full(len(item_ids), -1, dtype=np.int64)
@@ -141,12 +140,10 @@ def apply_protocol(events: pd.DataFrame, config: ProtocolConfig | None = None) -
     ):
         held_out = ranked.take(in_split & (index_of[ranked.item] >= 0))
         parts[name] = _drop_short_sessions(_collapse(held_out), config.min_session_length)
-    sessions = {
-        name: _sessions(part, index_of, session_keys, about) for name, part in parts.items()
-    }
+    sessions = {name: _sessions(part, index_of, keys, about) for name, part in parts.items()}
     return SplitDataset(
         **sessions,
-        vocab=[str(item_ids[c]) for c in vocab_codes],
+        vocab=item_ids.astype(str).to_numpy(dtype=object)[vocab_codes].tolist(),
         stats=_stats(sessions, len(vocab_codes)),
     )
 
@@ -277,25 +274,34 @@ def _round_half_up(x: float) -> int:
 
 
 def _sessions(
-    paths: _Paths, index_of: np.ndarray, keys: pd.Index, about: _SessionFacts
+    paths: _Paths, index_of: np.ndarray, keys: np.ndarray, about: _SessionFacts
 ) -> list[Session]:
+    """One Session per run of rows; its arrays are views into the split's arrays."""
     heads = paths.heads()
-    items = np.split(index_of[paths.item], heads[1:]) if len(heads) else []
-    actions = np.split(paths.action, heads[1:]) if len(heads) else []
+    bounds = np.append(heads, len(paths.session)).tolist()
+    items, actions = index_of[paths.item], paths.action
     codes = paths.session[heads]
-    channel, category, source = (about.labels[name][codes] for name in SESSION_LABELS)
+    columns = zip(
+        keys[codes].tolist(),
+        bounds[:-1],
+        bounds[1:],
+        about.start[codes].tolist(),
+        *(about.labels[name][codes].tolist() for name in SESSION_LABELS),
+        about.censored[codes].tolist(),
+        strict=True,
+    )
     return [
         Session(
-            key=str(keys[code]),
-            items=items[i],
-            actions=actions[i],
-            start=int(about.start[code]),
-            channel=channel[i],
-            category=category[i],
-            source=source[i],
-            censored=bool(about.censored[code]),
+            key=key,
+            items=items[begin:end],
+            actions=actions[begin:end],
+            start=start,
+            channel=channel,
+            category=category,
+            source=source,
+            censored=censored,
         )
-        for i, code in enumerate(codes)
+        for key, begin, end, start, channel, category, source, censored in columns
     ]
 
 
