@@ -121,17 +121,16 @@ class Popularity(NextStepModel):
         weights = self._fitted()
         popularity = weights["item_counts"].astype(np.float64)  # [V]
         primary = self._primary(cases)  # [n, V] or None
-        exact = (
-            np.broadcast_to(popularity, (len(cases), self.n_items))
-            if primary is None
-            else primary * PRIMARY_SCALE + popularity
-        )
+        if primary is None:  # one ranking for every prefix: sort it once
+            item_scores = np.repeat(dense_rank(popularity[None, :]), len(cases), axis=0)
+        else:
+            item_scores = dense_rank(primary * PRIMARY_SCALE + popularity)
         alpha = self.smoothing
         last_action = cases.prefix_actions[np.arange(len(cases)), cases.lengths - 1]
         transitions = weights["action_counts"][last_action] + alpha  # [n, 4]
         conversions = weights["conversion_counts"][self._furthest_stage(cases)] + alpha  # [n, 2]
         return Predictions(
-            item_scores=dense_rank(exact),
+            item_scores=item_scores,
             action_probs=(transitions / transitions.sum(axis=1, keepdims=True)).astype(np.float32),
             convert_prob=(conversions[:, 1] / conversions.sum(axis=1)).astype(np.float32),
         )
