@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from fedpath.data.containers import Session, SplitDataset
+from fedpath.data.loader import load_events
+from fedpath.data.protocol import ProtocolConfig, apply_protocol
 from fedpath.errors import ConfigError
 from fedpath.simulations.partition import SPLITS, PartitionConfig, partition
 
@@ -195,3 +197,21 @@ def test_refuses_more_partners_than_train_sessions():
     # Execute / Assert
     with pytest.raises(ConfigError, match=r"number of train sessions \(3\), got 4"):
         partition(split, PartitionConfig(scheme="iid", n_partners=4))
+
+
+def test_rees46_categories_become_three_platforms(shared_data):
+    # Prepare: the benchmark protocol's split of the REES46 sample; its train sessions by
+    # category: electronics 132, (none) 22, appliances 19, computers 11, auto 6, apparel 4,
+    # construction 3, furniture 3, accessories 1
+    path = shared_data / "rees46-multicategory-sample" / "2019-Oct-head.csv"
+    split = apply_protocol(load_events(path).events, ProtocolConfig())
+    config = PartitionConfig(scheme="natural", n_partners=3, by="category")
+    # Execute
+    partners = partition(split, config)
+    # Assert: largest first onto the lightest partner, by hand:
+    # 0 <- electronics; 1 <- (none), auto, apparel, furniture; 2 <- appliances, computers,
+    # construction, accessories
+    assert [len(p.data.train) for p in partners] == [132, 35, 34]
+    assert partners[0].name == "electronics"
+    assert {"(none)", "auto", "apparel", "furniture"} <= set(partners[1].name.split("+"))
+    assert sum(len(p.data.test) for p in partners) == len(split.test)
