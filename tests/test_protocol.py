@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +9,8 @@ import pytest
 
 from fedpath.data.containers import SplitDataset
 from fedpath.data.hashing import ItemHasher
-from fedpath.data.protocol import ProtocolConfig, apply_protocol
+from fedpath.data.loader import load_events
+from fedpath.data.protocol import SPLITS, ProtocolConfig, apply_protocol
 from fedpath.errors import ConfigError
 from fedpath.schema import Action, conform
 
@@ -30,37 +30,6 @@ def _events(rows: list[tuple], **columns: list) -> pd.DataFrame:
 def _paths(split: SplitDataset, name: str) -> list[tuple[str, list[str]]]:
     """The sessions of one split as (key, raw item ids), to compare with hand-made expectations."""
     return [(s.key, [split.vocab[i] for i in s.items]) for s in getattr(split, name)]
-
-
-def _diginetica(path: Path) -> pd.DataFrame:
-    raw = pd.read_csv(path, sep=";", dtype=str)
-    day = pd.to_datetime(raw["eventdate"]).astype("datetime64[ms]").astype("int64")
-    return conform(
-        pd.DataFrame(
-            {
-                "session_id": raw["session_id"],
-                "item_id": raw["item_id"],
-                "timestamp": day + raw["timeframe"].astype("int64"),
-                "action": V,
-            }
-        )
-    )
-
-
-def _rees46(path: Path) -> pd.DataFrame:
-    raw = pd.read_csv(path, dtype=str)
-    stamps = pd.to_datetime(raw["event_time"].str.removesuffix(" UTC"))
-    return conform(
-        pd.DataFrame(
-            {
-                "session_id": raw["user_session"],
-                "user_id": raw["user_id"],
-                "item_id": raw["product_id"],
-                "timestamp": stamps.astype("datetime64[ms]").astype("int64"),
-                "action": raw["event_type"].map({"view": V, "cart": C, "purchase": P}),
-            }
-        )
-    )
 
 
 @pytest.mark.parametrize(
@@ -305,31 +274,44 @@ def test_a_log_that_keeps_no_session_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("reader", "sample", "sessions", "items", "item_cases"),
+    ("sample", "sessions", "items", "item_cases"),
     [
-        (_diginetica, "diginetica-sample/sample_train-item-views.csv",
-         (688, 56, 121), 1169, (2238, 149, 266)),
-        (_rees46, "rees46-multicategory-sample/2019-Oct-head.csv",
-         (201, 22, 54), 232, (480, 38, 92)),
+        ("diginetica-sample/sample_train-item-views.csv", (688, 56, 121), 1169, (2238, 149, 266)),
+        ("rees46-multicategory-sample/2019-Oct-head.csv", (201, 22, 54), 232, (480, 38, 92)),
     ],
-)  # fmt: skip
+)
 def test_the_real_samples_give_the_notes_sizes(
     shared_data: Path,
-    reader: Callable[[Path], pd.DataFrame],
     sample: str,
     sessions: tuple[int, int, int],
     items: int,
     item_cases: tuple[int, int, int],
 ) -> None:
     # Prepare
-    events = reader(shared_data / sample)
+    events = load_events(shared_data / sample).events
 
     # Execute
     split = apply_protocol(events, ProtocolConfig())
 
     # Assert: figures from ../shared/notes/evaluation-protocol.md
-    assert tuple(split.stats[f"{n}_sessions"] for n in ("train", "valid", "test")) == sessions
+    assert tuple(split.stats[f"{n}_sessions"] for n in SPLITS) == sessions
     assert split.n_items == items
-    assert tuple(split.stats[f"{n}_item_cases"] for n in ("train", "valid", "test")) == item_cases
+    assert tuple(split.stats[f"{n}_item_cases"] for n in SPLITS) == item_cases
     starts = [s.start for s in (*split.train, *split.valid, *split.test)]
     assert starts == sorted(starts)
+
+
+def test_the_rees46_window_cut_censors_the_sessions_still_open_at_its_end(
+    shared_data: Path,
+) -> None:
+    # Prepare: the sample spans 00:00:00 .. 02:28:17, so sessions ending after 01:58:17 are open
+    events = load_events(shared_data / "rees46-multicategory-sample/2019-Oct-head.csv").events
+    cut = pd.Timestamp("2019-10-01 01:58:17", tz="UTC").value // 1_000_000
+
+    # Execute
+    split = apply_protocol(events, ProtocolConfig())
+
+    # Assert: censoring follows each session's last logged event, kept or filtered
+    last = events.groupby("session_id")["timestamp"].max()
+    for session in (*split.train, *split.valid, *split.test):
+        assert session.censored == (last[session.key] >= cut)
