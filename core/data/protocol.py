@@ -71,7 +71,7 @@ class ProtocolConfig:
     gap_minutes: float = 30.0
     censor_window_minutes: float | None = 30.0
     item_buckets: int | None = None
-    item_key_path: Path | None = None
+    item_key_path: Path | None = None  # text (as Hydra gives it) is turned into a Path
 
     def __post_init__(self) -> None:
         _require_int("min_item_count", self.min_item_count, minimum=1)
