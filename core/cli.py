@@ -61,6 +61,7 @@ def _train(cfg: DictConfig) -> None:
         path=Path(cfg.data.path) if cfg.data.path else None,
         format=cfg.data.format,
         n_sessions=cfg.data.n_sessions,
+        complete_sessions=bool(cfg.data.complete_sessions),
     )
     data = prepare(source, ProtocolConfig(**_plain(cfg.protocol)), run_dir, seed=settings.seed)
     result = train_centralized(data, settings, run_dir)

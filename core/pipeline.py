@@ -7,7 +7,7 @@ prepare data the same way, and a difference in their figures can never come from
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +30,9 @@ class DataSource:
     path: Path | None
     format: str | None = None
     n_sessions: int | None = None
+    # True where the log holds whole sessions (no time-window cut): every last event is an exit,
+    # so the protocol's censoring of sessions near the log's end must not apply.
+    complete_sessions: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,8 @@ def prepare(
             loaded.n_quarantined,
             loaded.quarantine_path,
         )
+    if source.complete_sessions:
+        protocol = replace(protocol, censor_window_minutes=None)
     events: pd.DataFrame = sessionize(loaded.events, gap_minutes=protocol.gap_minutes)
     split = apply_protocol(events, protocol)
     max_len = protocol.max_prefix_length
