@@ -67,7 +67,7 @@ def prepare(
 ) -> PreparedData:
     """Load, quarantine, sessionize, split and cut prefixes; malformed rows go beside the run."""
     path = resolve_source(source, run_dir, seed=seed)
-    loaded = load_events(path, fmt=source.format, quarantine_path=run_dir / "quarantine.csv")
+    loaded = load_events(path, fmt=source.format, quarantine_path=run_dir / "quarantine.jsonl")
     if loaded.n_quarantined:
         log.warning(
             "%s: %d malformed rows quarantined in %s",

@@ -45,4 +45,7 @@ def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, ti
         table.add_column(column, justify="left" if column == columns[0] else "right")
     for row in rows:
         table.add_row(*(format_value(row.get(c)) for c in columns))
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # a pipe or a log file: do not squeeze the table to 80 columns
+        console = Console(width=200)
+    console.print(table)
