@@ -1,4 +1,4 @@
-"""`fedpath train` end to end, through the installed console command, as a data scientist runs it."""
+"""`fedpath train` end to end, through the installed console command, as a user runs it."""
 
 from __future__ import annotations
 
