@@ -8,7 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from flwr.common import (
+    Code,
+    EvaluateRes,
+    FitRes,
+    Status,
+    ndarrays_to_parameters,
+    parameters_to_ndarrays,
+)
 from flwr.common.secure_aggregation.quantization import quantize
+from flwr.server.client_manager import SimpleClientManager
+from flwr.server.compat.grid_client_proxy import GridClientProxy
 from flwr.server.strategy import Bulyan, FedAdam, FedAvg, FedProx, Krum
 
 from fedpath.clients.client import ClientSettings, PartnerClient
@@ -22,6 +32,7 @@ from fedpath.server.config import FederationConfig
 from fedpath.server.federation import run_federation
 from fedpath.server.keys import COUNT_SCALE, EVAL_SPLIT, LOCAL_EPOCHS, PARTNER, SERVER_ROUND
 from fedpath.server.metrics import pooled_eval_metrics
+from fedpath.server.recorder import RoundRecorder
 from fedpath.simulations.partition import PartitionConfig, partition
 from fedpath.strategies import secure_sum
 from fedpath.strategies.factory import STRATEGIES, StrategyWiring, build_strategy
@@ -328,9 +339,56 @@ def test_run_federation_pairs_count_models_with_the_sum_and_only_them(model, str
         run_federation(split, partners, config)
 
 
-def test_secure_sum_turns_the_mean_back_into_a_sum():
-    # Prepare
-    strategy = SecureSum(scale=8)
-    # Assert: the encoding's constants agree with the workflow's
-    assert strategy.scale == 8
-    assert secure_sum.quantization_range(8) == 16
+def _proxy(node_id: int) -> GridClientProxy:
+    return GridClientProxy(node_id=node_id, grid=None, run_id=0)  # never asked to send
+
+
+def _fit_res(arrays: list[np.ndarray], weight: int, metrics: dict) -> FitRes:
+    return FitRes(Status(Code.OK, ""), ndarrays_to_parameters(arrays), weight, metrics)
+
+
+def test_secure_sum_strategy_returns_the_partners_summed_counts():
+    # Prepare: three partners' counts, encoded as partners encode them
+    scale = secure_sum.count_scale(3)
+    counts = [np.array([3, 0, 7]), np.array([1, 1, 0]), np.array([0, 5, 2**20])]
+    results = [
+        (_proxy(i), _fit_res(secure_sum.encode_counts([c], scale), 1, {PARTNER: i}))
+        for i, c in enumerate(counts)
+    ]
+    # Execute
+    total, _ = SecureSum(scale=scale).aggregate_fit(1, results, [])
+    # Assert
+    np.testing.assert_array_equal(parameters_to_ndarrays(total)[0], [4, 6, 2**20 + 7])
+
+
+def test_recorder_names_participants_and_dropped_partners_and_skips_empty_evaluations():
+    # Prepare: three connected partners (nodes 10, 11, 12); node 12 drops out of training
+    manager = SimpleClientManager()
+    for node in (10, 11, 12):
+        manager.register(_proxy(node))
+    recorder = RoundRecorder(FedAvg(min_fit_clients=3, min_available_clients=3))
+    start = ndarrays_to_parameters([np.zeros(2)])
+    fits = {10: (np.array([1.0, 1.0]), 1), 11: (np.array([4.0, 7.0]), 3)}
+    # Execute
+    sampled = recorder.configure_fit(1, start, manager)
+    aggregate, _ = recorder.aggregate_fit(
+        1,
+        [
+            (_proxy(node), _fit_res([update], weight, {PARTNER: node - 10}))
+            for node, (update, weight) in fits.items()
+        ],
+        [RuntimeError("node 12 timed out")],
+    )
+    no_cases = EvaluateRes(Status(Code.OK, ""), 0.0, 0, {PARTNER: 2})
+    scored = EvaluateRes(Status(Code.OK, ""), 0.25, 8, {PARTNER: 0, "recall@20": 0.75})
+    loss, _ = recorder.aggregate_evaluate(1, [(_proxy(10), scored), (_proxy(12), no_cases)], [])
+    empty_round, _ = recorder.aggregate_evaluate(2, [(_proxy(12), no_cases)], [])
+    (record, second) = recorder.rounds()
+    # Assert: FedAvg's mean (1*[1, 1] + 3*[4, 7]) / 4, the dropped partner named by its
+    # evaluation reply, the partner without cases left out of the evaluation
+    assert len(sampled) == 3
+    np.testing.assert_allclose(parameters_to_ndarrays(aggregate)[0], [3.25, 5.5])
+    assert (record.sampled, record.participants, record.dropped) == (3, [0, 1], 1)
+    assert (record.failures, record.dropped_partners) == (1, [2])
+    assert loss == pytest.approx(0.25) and list(record.partner_metrics) == [0]
+    assert empty_round is None and math.isnan(second.loss)
