@@ -35,7 +35,9 @@ def detect_format(path: Path | str) -> str:
         if not matches:
             name = path.name.lower()
             matches = [
-                f for f in FORMATS.values() if f.file_pattern and fnmatch(name, f.file_pattern)
+                f
+                for f in FORMATS.values()
+                if f.file_pattern and fnmatch(name, f.file_pattern.lower())
             ]
     if not matches:
         raise DataFormatError(

@@ -269,7 +269,7 @@ FORMATS: dict[str, LogFormat] = {
                 action_values={"pv": _V, "fav": _V, "cart": _C, "buy": _P},
                 header=_TAOBAO,
             ),
-            file_pattern="userbehavior*.csv",
+            file_pattern="UserBehavior*.csv",
         ),
         LogFormat(
             name="fedpath",

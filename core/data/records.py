@@ -14,6 +14,7 @@ fails validation, or passes as a different string, as it would in any text tool)
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,15 +44,17 @@ class RawChunk:
 
     file: Path
     lines: np.ndarray  # [n] int64: 1-based source line where each record starts
-    fields: pd.DataFrame  # [n, source columns] str
+    fields: pa.Table  # [n, source columns] string, one chunk
     raw: pa.Array | None  # [n] the records as written; None: describe them from ``fields``
 
     def raw_text(self, positions: np.ndarray) -> list[str]:
         """The records at ``positions`` as a reader of the quarantine should see them."""
+        taken = pa.array(positions, type=pa.int64())
         if self.raw is None:
-            rows = self.fields.iloc[positions]
-            return rows.to_json(orient="records", lines=True, force_ascii=False).splitlines()
-        return _strip_line_end(self.raw.take(pa.array(positions, type=pa.int64()))).to_pylist()
+            return [
+                json.dumps(row, ensure_ascii=False) for row in self.fields.take(taken).to_pylist()
+            ]
+        return _strip_line_end(self.raw.take(taken)).to_pylist()
 
 
 def is_parquet(path: Path) -> bool:
@@ -157,7 +160,7 @@ class ParquetSource:
         """Row batches of ``chunk_rows`` rows with only ``columns`` kept (nothing to quarantine)."""
         row = 1
         for batch in self._file.iter_batches(batch_size=chunk_rows, columns=list(columns)):
-            fields = pd.DataFrame({c: self._text(c, batch.column(c)).to_pandas() for c in columns})
+            fields = pa.table({c: self._text(c, batch.column(c)) for c in columns})
             yield RawChunk(self.path, np.arange(row, row + batch.num_rows), fields, raw=None)
             row += batch.num_rows
 
@@ -309,11 +312,14 @@ def _split_block(
     fields = _parse_plain(block, raw, fast, source.delimiter, expected, positions, columns)
     kept = fast
     if len(slow):
-        values = [[row[p] for p in positions] for row in slow_rows]
-        slow_fields = pd.DataFrame(values, columns=list(columns), dtype="str")
+        slow_fields = pa.table(
+            {
+                c: pa.array([row[p] for row in slow_rows], pa.string())
+                for c, p in zip(columns, positions, strict=True)
+            }
+        )
         order = np.argsort(np.concatenate((fast, slow)), kind="stable")
-        fields = pd.concat([fields, slow_fields], ignore_index=True).iloc[order]
-        fields = fields.reset_index(drop=True)
+        fields = pa.concat_tables([fields, slow_fields]).take(pa.array(order)).combine_chunks()
         kept = np.concatenate((fast, slow))[order]
     return RawChunk(
         source.path, frame.lines[kept], fields, raw.take(pa.array(kept, type=pa.int64()))
@@ -350,10 +356,10 @@ def _parse_plain(
     n_fields: int,
     positions: list[int],
     columns: tuple[str, ...],
-) -> pd.DataFrame:
+) -> pa.Table:
     """Split unquoted records of exactly ``n_fields`` fields with pyarrow's CSV parser."""
     if len(records) == 0:
-        return pd.DataFrame({c: pd.Series(dtype="str") for c in columns})
+        return pa.table({c: pa.array([], pa.string()) for c in columns})
     if len(records) == len(raw):
         data = pa.py_buffer(block)
     else:
@@ -365,7 +371,7 @@ def _parse_plain(
     names = [str(i) for i in range(n_fields)]
     table = pacsv.read_csv(
         pa.BufferReader(data),
-        read_options=pacsv.ReadOptions(column_names=names, block_size=max(len(data), 1 << 20)),
+        read_options=pacsv.ReadOptions(column_names=names, block_size=len(data) + 1),
         parse_options=pacsv.ParseOptions(
             delimiter=delimiter,
             quote_char=False,
@@ -378,9 +384,7 @@ def _parse_plain(
             strings_can_be_null=False,
         ),
     )
-    return pd.DataFrame(
-        {c: table.column(names[p]).to_pandas() for c, p in zip(columns, positions, strict=True)}
-    )
+    return pa.table([table.column(names[p]) for p in positions], names=list(columns))
 
 
 def _wrong_count(expected: int, got: int) -> str:
