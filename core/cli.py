@@ -8,11 +8,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+
+if TYPE_CHECKING:
+    from fedpath.pipeline import PreparedData
+    from fedpath.training import TrainSettings
 
 CONFIG_PATH = "pkg://fedpath.conf"
 
@@ -20,11 +24,14 @@ USAGE = """usage: fedpath <command> [hydra overrides...] [--help]
 
 commands:
   train      train one model on one log, centralized (the ceiling federation is compared with)
+  simulate   federate N simulated partners (Flower, SecAgg+ on) beside centralized and local-only
   synth      write a synthetic shopping-path log calibrated on real ones (labelled synthetic)
 
 examples:
   fedpath train model=gru4rec data=diginetica
   fedpath train -m model=markov,cooccurrence,gru4rec data=rees46
+  fedpath simulate strategy=fedprox partners=10 partition=dirichlet partition.alpha=0.3 rounds=10
+  fedpath simulate -m strategy=fedavg,fedprox secagg=on,off
   fedpath synth synth.n_sessions=5000 out=runs/synth.csv
   fedpath train --help        (every config group and key of a command)
 """
@@ -38,17 +45,11 @@ def _run_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-@hydra.main(version_base=None, config_path=CONFIG_PATH, config_name="train")
-def _train(cfg: DictConfig) -> None:
-    from fedpath.data.protocol import ProtocolConfig
-    from fedpath.pipeline import DataSource, prepare
-    from fedpath.report import HEADLINE_METRICS, print_table
-    from fedpath.training import TrainSettings, train_centralized
+def _train_settings(cfg: DictConfig) -> TrainSettings:
+    from fedpath.training import TrainSettings
 
-    run_dir = _run_dir()
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     model_params = _plain(cfg.model)
-    settings = TrainSettings(
+    return TrainSettings(
         model_name=model_params.pop("name"),
         model_params=model_params,
         seed=int(cfg.seed),
@@ -56,6 +57,13 @@ def _train(cfg: DictConfig) -> None:
         review_threshold=float(cfg.train.review_threshold),
         ks=tuple(int(k) for k in cfg.train.ks),
     )
+
+
+def _prepare(cfg: DictConfig, run_dir: Path) -> PreparedData:
+    from fedpath.data.protocol import ProtocolConfig
+    from fedpath.pipeline import DataSource, prepare
+
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     source = DataSource(
         name=cfg.data.name,
         path=Path(cfg.data.path) if cfg.data.path else None,
@@ -63,13 +71,67 @@ def _train(cfg: DictConfig) -> None:
         n_sessions=cfg.data.n_sessions,
         complete_sessions=bool(cfg.data.complete_sessions),
     )
-    data = prepare(source, ProtocolConfig(**_plain(cfg.protocol)), run_dir, seed=settings.seed)
+    return prepare(source, ProtocolConfig(**_plain(cfg.protocol)), run_dir, seed=int(cfg.seed))
+
+
+@hydra.main(version_base=None, config_path=CONFIG_PATH, config_name="train")
+def _train(cfg: DictConfig) -> None:
+    from fedpath.report import HEADLINE_METRICS, print_table
+    from fedpath.training import train_centralized
+
+    run_dir = _run_dir()
+    settings = _train_settings(cfg)
+    data = _prepare(cfg, run_dir)
     result = train_centralized(data, settings, run_dir)
-    rows = [
-        {"split": s, **m}
-        for s, m in (("valid", result.valid_metrics), ("test", result.test_metrics))
-    ]
-    print_table(rows, ["split", *HEADLINE_METRICS], title=f"{settings.model_name} on {source.name}")
+    scores = (("valid", result.valid_metrics), ("test", result.test_metrics))
+    rows = [{"split": split, **metrics} for split, metrics in scores]
+    title = f"{settings.model_name} on {data.source.name}"
+    print_table(rows, ["split", *HEADLINE_METRICS], title=title)
+    print(f"run folder: {run_dir}")
+
+
+@hydra.main(version_base=None, config_path=CONFIG_PATH, config_name="simulate")
+def _simulate(cfg: DictConfig) -> None:
+    from fedpath.report import HEADLINE_METRICS, print_table
+    from fedpath.server.config import FederationConfig, SecAggSettings
+    from fedpath.simulations.experiment import ExperimentSettings, run_experiment
+    from fedpath.simulations.partition import PartitionConfig
+    from fedpath.simulations.report import write_simulation_run
+
+    run_dir = _run_dir()
+    train = _train_settings(cfg)
+    strategy_params = _plain(cfg.strategy)
+    federation = FederationConfig(
+        model=train.model_name,
+        model_params=train.model_params,
+        strategy=strategy_params.pop("name"),
+        strategy_params=strategy_params,
+        rounds=int(cfg.rounds),
+        local_epochs=int(cfg.local_epochs),
+        fraction_fit=float(cfg.fraction_fit),
+        fraction_evaluate=float(cfg.fraction_evaluate),
+        eval_split=str(cfg.eval_split),
+        secagg=SecAggSettings(**_plain(cfg.secagg)),
+        seed=train.seed,
+        ks=train.ks,
+        review_threshold=train.review_threshold,
+        max_len=int(cfg.protocol.max_prefix_length),
+        threads_per_partner=int(cfg.threads_per_partner),
+        cpus_per_partner=float(cfg.cpus_per_partner),
+    )
+    settings = ExperimentSettings(
+        federation=federation,
+        partition=PartitionConfig(**_plain(cfg.partition)),
+        train=train,
+        baselines=bool(cfg.baselines),
+    )
+    data = _prepare(cfg, run_dir)
+    result = run_experiment(data, settings, on_stage=lambda stage: print(f"[fedpath] {stage}"))
+    write_simulation_run(data, settings, result, run_dir)
+    title = f"{federation.model} on {data.source.name}: {len(result.partners)} partners"
+    print_table(result.comparison_rows(), ["system", *HEADLINE_METRICS], title=title)
+    for name, value in result.ratios().items():
+        print(f"{name}: {value:.3f}")
     print(f"run folder: {run_dir}")
 
 
@@ -81,7 +143,11 @@ def _synth(cfg: DictConfig) -> None:
     print(f"synthetic log written: {path}")
 
 
-COMMANDS: dict[str, Callable[[], None]] = {"train": _train, "synth": _synth}
+COMMANDS: dict[str, Callable[[], None]] = {
+    "train": _train,
+    "simulate": _simulate,
+    "synth": _synth,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

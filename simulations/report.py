@@ -1,0 +1,140 @@
+"""The run folder of `fedpath simulate`: rounds, results, model, plots, side-by-side report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from fedpath.models.weights_io import save_weights
+from fedpath.pipeline import PreparedData
+from fedpath.plots import plot_curves
+from fedpath.report import HEADLINE_METRICS, markdown_table
+from fedpath.runfolder import write_json, write_rows_csv
+from fedpath.simulations.experiment import HEADLINE, ExperimentResult, ExperimentSettings
+
+ROUND_CURVES = ("loss", "recall@20", "mrr@20", "action_accuracy", "round_seconds")
+ROUND_COLUMNS = (
+    "round",
+    "sampled",
+    "participants",
+    "dropped",
+    "loss",
+    "recall@20",
+    "round_seconds",
+)
+
+
+def write_simulation_run(
+    data: PreparedData, settings: ExperimentSettings, result: ExperimentResult, run_dir: Path
+) -> None:
+    """Everything a reader of the run needs, beside the resolved config the CLI already wrote."""
+    rounds = [record.row() for record in result.federation.rounds]
+    write_rows_csv(run_dir / "rounds.csv", rounds)
+    write_json(
+        run_dir / "results.json",
+        {
+            "data": data.source.name,
+            "synthetic": data.synthetic,
+            "model": settings.federation.model,
+            "strategy": settings.federation.strategy,
+            "secagg": settings.federation.secagg.enabled,
+            "partners": len(result.partners),
+            "rounds": [
+                {**record.row(), "dropped_partners": record.dropped_partners}
+                for record in result.federation.rounds
+            ],
+            "comparison": result.comparison_rows(),
+            "ratios": result.ratios(),
+            "per_partner": [vars(p) for p in result.partners],
+            "funnel": data.funnel.to_dict(),
+            "seconds": result.federation.seconds,
+        },
+    )
+    save_weights(run_dir / "model.safetensors", result.federation.model)
+    plot_curves(
+        rounds,
+        x_key="round",
+        y_keys=ROUND_CURVES,
+        path=run_dir / "rounds.png",
+        title=f"federated {settings.federation.model} ({settings.federation.strategy})",
+    )
+    _plot_partner_spread(result, run_dir / "partners.png")
+    (run_dir / "report.md").write_text(_report(data, settings, result))
+
+
+def _plot_partner_spread(result: ExperimentResult, path: Path) -> None:
+    """Per-partner recall@20 of each system: how unevenly federation serves its partners."""
+    systems = [
+        s
+        for s in ("local", "federated", "centralized")
+        if any(getattr(p, s) for p in result.partners)
+    ]
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for offset, system in enumerate(systems):
+        values = [getattr(p, system).get(HEADLINE) for p in result.partners if getattr(p, system)]
+        ax.scatter([offset] * len(values), values, alpha=0.6)
+        ax.boxplot([v for v in values if v == v], positions=[offset], widths=0.4)
+    ax.set_xticks(range(len(systems)), systems)
+    ax.set_ylabel(f"{HEADLINE} on the partner's own test")
+    ax.set_title("per-partner spread")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _report(data: PreparedData, settings: ExperimentSettings, result: ExperimentResult) -> str:
+    fed = settings.federation
+    label = " (SYNTHETIC data: no quality claim)" if data.synthetic else ""
+    names = result.federation.partner_names
+    dropped = [
+        f"round {r.round}: {', '.join(names[i] for i in r.dropped_partners)}"
+        for r in result.federation.rounds
+        if r.dropped_partners
+    ]
+    ratio_rows = [{"ratio": k, "value": v} for k, v in result.ratios().items()]
+    partner_rows = [
+        {
+            "partner": p.name,
+            "train_cases": p.train_cases,
+            "test_item_cases": p.test_item_cases,
+            "local": (p.local or {}).get(HEADLINE),
+            "federated": p.federated.get(HEADLINE),
+            "centralized": (p.centralized or {}).get(HEADLINE),
+        }
+        for p in result.partners
+    ]
+    return "\n\n".join(
+        [
+            f"# fedpath simulate: {fed.model} on {data.source.name}{label}",
+            f"{len(result.partners)} partners ({settings.partition.scheme} partition), "
+            f"strategy {fed.strategy}, SecAgg+ {'on' if fed.secagg.enabled else 'OFF'}, "
+            f"{fed.rounds} rounds x {fed.local_epochs} local epoch(s), seed {fed.seed}; "
+            f"federation took {result.federation.seconds:.1f} s.",
+            "## Federated vs centralized vs local-only (test split)",
+            markdown_table(result.comparison_rows(), ["system", *HEADLINE_METRICS]),
+            markdown_table(ratio_rows, ["ratio", "value"]),
+            f"## Per partner ({HEADLINE} on each partner's own test data)",
+            markdown_table(partner_rows, list(partner_rows[0])),
+            "## Rounds",
+            markdown_table(
+                [r.row() for r in result.federation.rounds],
+                [
+                    "round",
+                    "sampled",
+                    "participants",
+                    "dropped",
+                    "loss",
+                    "recall@20",
+                    "round_seconds",
+                ],
+            ),
+            "Dropped partners: " + ("; ".join(dropped) if dropped else "none"),
+            "## Funnel of the data",
+            markdown_table(data.funnel.as_rows(), list(data.funnel.as_rows()[0])),
+            "![rounds](rounds.png)\n\n![partners](partners.png)",
+        ]
+    )
