@@ -35,7 +35,7 @@ class ModelSpec:
 
     @property
     def is_count(self) -> bool:
-        """Count models (the ``Popularity`` family) hold additive counts: partners' sum them."""
+        """Count models (the ``Popularity`` family) hold additive counts: partners sum them."""
         return issubclass(model_class(self.name), Popularity)
 
     def build(self, *, seed: int | None = None, **overrides: Any) -> NextStepModel:

@@ -107,6 +107,11 @@ def _check(
         raise ConfigError(
             f"partitions must share the split's vocabulary of {split.n_items} items, got {sizes}"
         )
+    if spec.is_count and config.fraction_fit != 1.0:
+        raise ConfigError(
+            f"fraction_fit must be 1.0 for count models (the global counts are one sum over "
+            f"every partner), got {config.fraction_fit}"
+        )
     if spec.is_count != (config.strategy == "sum"):
         raise ConfigError(
             f"strategy must be 'sum' exactly for count models, got strategy {config.strategy!r} "

@@ -327,15 +327,24 @@ def test_federation_config_refuses_values_outside_their_rule(kwargs, message):
         FederationConfig(model="gru4rec", **kwargs)
 
 
-@pytest.mark.parametrize(("model", "strategy"), [("markov", "fedavg"), ("gru4rec", "sum")])
-def test_run_federation_pairs_count_models_with_the_sum_and_only_them(model, strategy):
+@pytest.mark.parametrize(
+    ("model", "strategy", "fraction_fit", "message"),
+    [
+        ("markov", "fedavg", 1.0, "strategy must be 'sum' exactly for count models"),
+        ("gru4rec", "sum", 1.0, "strategy must be 'sum' exactly for count models"),
+        ("popularity", "sum", 0.5, "fraction_fit must be 1.0 for count models"),
+    ],
+)
+def test_run_federation_refuses_count_model_settings_that_break_the_exact_sum(
+    model, strategy, fraction_fit, message
+):
     # Prepare
     sessions = [_session(f"s{i}", [i % 4, (i + 1) % 4], [0, 0]) for i in range(6)]
     split = SplitDataset(train=sessions, valid=[], test=[], vocab=["a", "b", "c", "d"])
     partners = partition(split, PartitionConfig(scheme="iid", n_partners=2))
-    config = FederationConfig(model=model, strategy=strategy)
+    config = FederationConfig(model=model, strategy=strategy, fraction_fit=fraction_fit)
     # Execute / Assert: refused before any simulation starts
-    with pytest.raises(ConfigError, match="strategy must be 'sum' exactly for count models"):
+    with pytest.raises(ConfigError, match=message):
         run_federation(split, partners, config)
 
 
