@@ -118,8 +118,8 @@ class TextSource:
         positions = [self.columns.index(c) for c in columns]  # first occurrence of each
         line = self._first_line
         for block in _blocks(self._stream, chunk_rows):
-            chunk = _split_block(self, block, line, positions, columns, quarantine)
-            line += block.count(b"\n") + (not block.endswith(b"\n"))
+            chunk, n_lines = _split_block(self, block, line, positions, columns, quarantine)
+            line += n_lines
             if len(chunk.lines):
                 yield chunk
 
@@ -198,11 +198,12 @@ def open_source(path: Path, log_format: LogFormat) -> TextSource | ParquetSource
 def _blocks(stream: BinaryIO, chunk_rows: int) -> Iterator[bytes]:
     """Blocks of at least ``chunk_rows`` whole lines (fewer at the end), never cut inside quotes."""
     pending, eof = b"", False
-    read_size = chunk_rows * _BYTES_PER_LINE_GUESS
+    block_size = chunk_rows * _BYTES_PER_LINE_GUESS  # then learnt from the last block
     while True:
         cut = _cut(pending, chunk_rows)
         while cut is None and not eof:
-            more = stream.read(max(read_size, len(pending)))  # doubling keeps re-scans linear
+            # Growing by at least half each time keeps the re-scans of ``pending`` linear.
+            more = stream.read(max(block_size * 9 // 8 - len(pending), len(pending) // 2, 1024))
             eof = not more
             pending += more
             cut = _cut(pending, chunk_rows)
@@ -211,7 +212,7 @@ def _blocks(stream: BinaryIO, chunk_rows: int) -> Iterator[bytes]:
         if cut == 0:
             return
         yield pending[:cut]
-        pending = pending[cut:]
+        pending, block_size = pending[cut:], cut
 
 
 def _cut(data: bytes, chunk_rows: int) -> int | None:
@@ -271,11 +272,15 @@ def _split_block(
     positions: list[int],
     columns: tuple[str, ...],
     quarantine: Quarantine,
-) -> RawChunk:
-    """The records of one block split into ``columns``; records that cannot be are quarantined."""
+) -> tuple[RawChunk, int]:
+    """The records of one block split into ``columns``, and how many lines the block spans.
+
+    Records that cannot be split are quarantined here.
+    """
     block = _valid_utf8(block if block.endswith(b"\n") else block + b"\n")
     buf = np.frombuffer(block, dtype=np.uint8)
     frame = _frame(buf, first_line)
+    n_lines = int(np.count_nonzero(buf == _NL))
     offsets = np.append(frame.starts, frame.stops[-1] + 1).astype(np.int64)
     raw = pa.LargeStringArray.from_buffers(
         len(frame.starts), pa.py_buffer(offsets), pa.py_buffer(block)
@@ -321,9 +326,8 @@ def _split_block(
         order = np.argsort(np.concatenate((fast, slow)), kind="stable")
         fields = pa.concat_tables([fields, slow_fields]).take(pa.array(order)).combine_chunks()
         kept = np.concatenate((fast, slow))[order]
-    return RawChunk(
-        source.path, frame.lines[kept], fields, raw.take(pa.array(kept, type=pa.int64()))
-    )
+    taken = pa.array(kept, type=pa.int64())
+    return RawChunk(source.path, frame.lines[kept], fields, raw.take(taken)), n_lines
 
 
 def _split_quoted(
