@@ -107,10 +107,13 @@ def _known(value: float | None) -> bool:
 
 
 def _mean_of(scores: list[dict[str, float] | None]) -> dict[str, float]:
+    """Per-metric mean over the partners where the metric is defined (NaN where it never is)."""
     keys = {k for s in scores if s for k in s}
-    return {
-        key: float(np.nanmean([s[key] for s in scores if s and key in s])) for key in sorted(keys)
-    }
+    means = {}
+    for key in sorted(keys):
+        values = [s[key] for s in scores if s and _known(s.get(key))]
+        means[key] = float(np.mean(values)) if values else math.nan
+    return means
 
 
 def run_experiment(

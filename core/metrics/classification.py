@@ -60,6 +60,6 @@ def conversion_auc(convert_prob: np.ndarray, converts: np.ndarray) -> float:
     """ROC-AUC of the conversion probability; NaN (reason logged) when only one class occurs."""
     reason = auc_undefined_reason(converts)
     if reason is not None:
-        logger.info("conversion_auc is NaN: %s", reason)
+        logger.debug("conversion_auc is NaN: %s", reason)
         return float("nan")
     return float(roc_auc_score(np.asarray(converts, dtype=bool), np.asarray(convert_prob)))
