@@ -3,6 +3,8 @@
 Built once per seed, so every chunk of sessions walks the same shop. Items are numbered in
 blocks by category, most popular first inside a block, which turns "an item of category c
 drawn by popularity" into one ``searchsorted`` on a table of per-category cumulative weights.
+Successor lists are never stored: successor j of item i is a counter-based draw keyed by
+(i, j), the same every time it is asked for, so a ten-million-item shop costs no memory for them.
 """
 
 from __future__ import annotations
@@ -12,53 +14,104 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedpath.synth.config import SynthConfig
+from fedpath.synth.randomness import Stream, stream_key, uniforms
 
 ITEM_PREFIX = "syn-item-"
-PLATFORM_PREFIX = "syn-platform-"
 _SINKHORN_ROUNDS = 200
 _SELF_REDRAWS = 8
 
 
 @dataclass(frozen=True)
 class Catalog:
-    """Items ``0..n_items-1`` in category blocks; every table a session walk draws from."""
+    """Items ``0..n_items-1`` in category blocks; every table a session walk draws from.
+
+    Category mixes are rows: one per platform, then one last row for the whole shop (the mix
+    successor lists are drawn from).
+    """
 
     category_starts: np.ndarray  # [n_categories + 1] first item of each category block
     item_category: np.ndarray  # [n_items] int64
     item_table: np.ndarray  # [n_items] category + cumulative popularity inside the category
     item_price: np.ndarray  # [n_items] float64, rounded to cents
     item_labels: np.ndarray  # [n_items] object: "syn-item-<n>", numbered in shuffled order
-    successors: np.ndarray  # [n_items, n_successors] int64
+    mixes: np.ndarray  # [n_platforms + 1, n_categories] category preferences, rows sum to 1
+    mix_table: np.ndarray  # [(n_platforms + 1) * n_categories] row + cumulative preference
+    mix_stay: np.ndarray  # [n_platforms + 1] P(a fresh move keeps the current category)
     successor_cumulative: np.ndarray  # [n_successors] cumulative pick weights, last = 1
-    platform_table: np.ndarray  # [n_platforms * n_categories] platform + cumulative preference
-    platform_stay: np.ndarray  # [n_platforms] P(fresh draw keeps the current category)
-    platform_preferences: np.ndarray  # [n_platforms, n_categories], rows sum to 1
+    successor_keys: tuple[int, int, int]  # stream keys: stay, category, item
 
     @property
     def n_categories(self) -> int:
         return len(self.category_starts) - 1
 
+    @property
+    def shop_row(self) -> int:
+        """The row of ``mixes`` that is the whole shop's category mix."""
+        return len(self.mixes) - 1
+
     def draw_items(self, categories: np.ndarray, u: np.ndarray) -> np.ndarray:
         """One item per category by popularity inside it; ``u`` uniform in [0, 1)."""
         return draw_in_segments(self.item_table, self.category_starts, categories, u)
 
-    def draw_categories(self, platforms: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """One category per platform by that platform's preferences."""
+    def draw_categories(self, rows: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """One category per mix row by that row's preferences."""
         n = self.n_categories
-        starts = np.arange(len(self.platform_stay) + 1) * n
-        return draw_in_segments(self.platform_table, starts, platforms, u) - platforms * n
+        starts = np.arange(len(self.mixes) + 1) * n
+        return draw_in_segments(self.mix_table, starts, rows, u) - rows * n
+
+    def fresh_items(
+        self,
+        rows: np.ndarray,
+        current: np.ndarray,
+        u_stay: np.ndarray,
+        u_category: np.ndarray,
+        u_item: np.ndarray,
+    ) -> np.ndarray:
+        """Items a shopper on ``current`` moves to by popularity, keeping the category or not."""
+        stay = u_stay < self.mix_stay[rows]
+        redrawn = self.draw_categories(rows, u_category)
+        return self.draw_items(np.where(stay, self.item_category[current], redrawn), u_item)
+
+    def successors(self, items: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        """Successor number ``slots`` of each item: a fixed draw of a fresh move (shop mix).
+
+        Fixed lists are what gives first-order models their signal: a shopper leaving item i
+        for a successor goes to one of the same few items every time. An item is not its own
+        successor (a repeat is a move of its own): such a draw is redrawn under a new counter.
+        """
+        k = len(self.successor_cumulative)
+        out = items.copy()
+        pending = np.arange(len(items))
+        shop = np.full(len(items), self.shop_row)
+        for attempt in range(_SELF_REDRAWS):
+            owner = items[pending]
+            step = slots[pending] + attempt * k
+            u = [uniforms(key, owner, step) for key in self.successor_keys]
+            out[pending] = self.fresh_items(shop[pending], owner, *u)
+            pending = pending[out[pending] == owner]
+            if len(pending) == 0:
+                break
+        return out
 
 
 def draw_in_segments(
     table: np.ndarray, starts: np.ndarray, segments: np.ndarray, u: np.ndarray
 ) -> np.ndarray:
-    """Positions drawn inside each segment of a ``_segment_table`` by its weights.
+    """Positions drawn inside each segment of a ``segment_table`` by its weights.
 
     Segment s occupies ``table[starts[s]:starts[s + 1]]`` with values in (s, s + 1], so a
     single sorted search serves every segment at once. Zero-weight positions are never drawn.
     """
     position = np.searchsorted(table, segments + u, side="right")
     return np.clip(position, starts[segments], starts[segments + 1] - 1)
+
+
+def segment_table(weights: list[np.ndarray]) -> np.ndarray:
+    """Concatenated cumulative weights, segment s shifted into [s, s + 1]."""
+    parts = [s + np.cumsum(w) / w.sum() for s, w in enumerate(weights)]
+    for s, part in enumerate(parts):
+        part[-1] = s + 1.0  # no rounding gap at the segment's end
+    return np.concatenate(parts)
 
 
 def items_per_category(shares: np.ndarray, n_items: int) -> np.ndarray:
@@ -73,14 +126,6 @@ def items_per_category(shares: np.ndarray, n_items: int) -> np.ndarray:
     remainder = shares * n_items - sizes
     sizes[np.argsort(-remainder, kind="stable")[: n_items - sizes.sum()]] += 1
     return sizes
-
-
-def _segment_table(weights: list[np.ndarray]) -> np.ndarray:
-    """Concatenated cumulative weights, segment s shifted into [s, s + 1]."""
-    parts = [s + np.cumsum(w) / w.sum() for s, w in enumerate(weights)]
-    for s, part in enumerate(parts):
-        part[-1] = s + 1.0  # no rounding gap at the segment's end
-    return np.concatenate(parts)
 
 
 def tilted_preferences(
@@ -112,65 +157,32 @@ def stay_probability(preferences: np.ndarray, same_category_rate: float) -> np.n
     return np.clip(np.nan_to_num(stay, nan=1.0), 0.0, 1.0)
 
 
-def _draw_successors(
-    config: SynthConfig,
-    item_table: np.ndarray,
-    starts: np.ndarray,
-    shares: np.ndarray,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Each item's successor list, drawn like a fresh move from it (global category mix).
-
-    Fixed lists are what gives first-order models their signal: a shopper leaving item i for
-    a successor goes to one of the same few items every time.
-    """
-    n_items, k = config.n_items, config.n_successors
-    item_category = np.repeat(np.arange(len(shares)), np.diff(starts))
-    current = np.repeat(item_category, k)
-    one_segment = np.zeros(len(current), dtype=np.int64)
-    redrawn = draw_in_segments(
-        _segment_table([shares]), np.array([0, len(shares)]), one_segment, rng.random(len(current))
-    )
-    stay = stay_probability(shares, config.same_category_rate)
-    categories = np.where(rng.random(len(current)) < stay, current, redrawn).reshape(n_items, k)
-    successors = draw_in_segments(item_table, starts, categories, rng.random((n_items, k)))
-    owner = np.arange(n_items)[:, None]
-    for _ in range(_SELF_REDRAWS):  # an item is not its own successor (a repeat is its own move)
-        own = successors == owner
-        if not own.any():
-            break
-        successors[own] = draw_in_segments(
-            item_table, starts, categories[own], rng.random(int(own.sum()))
-        )
-    return successors
-
-
 def build_catalog(config: SynthConfig, *, seed: int) -> Catalog:
     """The shop of one seed (numpy's generator is fine here: the catalogue is built in one go)."""
     rng = np.random.default_rng([seed, 0])
     shares = np.array([v for _, v in config.category_shares])
     sizes = items_per_category(shares, config.n_items)
-    starts = np.concatenate([[0], np.cumsum(sizes)])
     item_category = np.repeat(np.arange(len(sizes)), sizes)
     popularity = [np.arange(1, n + 1, dtype=np.float64) ** -config.zipf_exponent for n in sizes]
-    item_table = _segment_table(popularity)
 
     medians = dict(config.category_price_medians)
     log_median = np.log([medians[name] for name in config.category_names])[item_category]
     noise = config.price_log_sd * rng.standard_normal(config.n_items)
     price = np.maximum(np.round(np.exp(log_median + noise), 2), 0.01)
     numbers = rng.permutation(config.n_items).astype(str)
-    preferences = tilted_preferences(shares, config.n_platforms, config.platform_skew, rng)
+    platforms = tilted_preferences(shares, config.n_platforms, config.platform_skew, rng)
+    mixes = np.vstack([platforms, shares])
     pick = np.cumsum(1.0 / np.arange(1, config.n_successors + 1))
+    streams = (Stream.SUCCESSOR_STAY, Stream.SUCCESSOR_CATEGORY, Stream.SUCCESSOR_ITEM)
     return Catalog(
-        category_starts=starts,
+        category_starts=np.concatenate([[0], np.cumsum(sizes)]),
         item_category=item_category,
-        item_table=item_table,
+        item_table=segment_table(popularity),
         item_price=price,
         item_labels=np.strings.add(ITEM_PREFIX, numbers).astype(object),
-        successors=_draw_successors(config, item_table, starts, shares, rng),
+        mixes=mixes,
+        mix_table=segment_table(list(mixes)),
+        mix_stay=stay_probability(mixes, config.same_category_rate),
         successor_cumulative=pick / pick[-1],
-        platform_table=_segment_table(list(preferences)),
-        platform_stay=stay_probability(preferences, config.same_category_rate),
-        platform_preferences=preferences,
+        successor_keys=tuple(stream_key(seed, s) for s in streams),
     )

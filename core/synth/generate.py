@@ -14,35 +14,19 @@ popularity that keeps the category at the configured rate.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from enum import IntEnum
 
 import numpy as np
 import pandas as pd
 
 from fedpath.schema import EVENT_DTYPES, Action, conform
-from fedpath.synth.catalog import PLATFORM_PREFIX, Catalog, build_catalog
+from fedpath.synth.catalog import Catalog, build_catalog
 from fedpath.synth.config import SynthConfig
-from fedpath.synth.randomness import normals, stream_key, uniforms
+from fedpath.synth.randomness import Stream, normals, stream_key, uniforms
 
 SESSION_PREFIX = "syn-session-"
+PLATFORM_PREFIX = "syn-platform-"
 DEFAULT_CHUNK_SESSIONS = 50_000
 _DAY_MS = 86_400_000
-
-
-class Stream(IntEnum):
-    """One independent stream of draws per decision (values are part of the seed contract)."""
-
-    LENGTH = 1
-    PLATFORM = 2
-    CHANNEL = 3
-    START = 4
-    ACTION = 10
-    MOVE = 11
-    PICK = 12
-    STAY = 13
-    CATEGORY = 14
-    ITEM = 15
-    GAP = 16
 
 
 def length_cumulative(config: SynthConfig) -> np.ndarray:
@@ -156,18 +140,23 @@ class _Walker:
             actions[at] = np.where(cart, Action.CART, np.where(buy, Action.PURCHASE, Action.VIEW))
             view = ~(cart | buy)
             move = self.draw(Stream.MOVE, ids, step)
-            successor = view & (move >= leave) & (move < follow)
-            fresh = view & (move >= follow)
+            follows = np.flatnonzero(view & (move >= leave) & (move < follow))
+            fresh = np.flatnonzero(view & (move >= follow))
+            after = before.copy()  # a repeat unless a move below says otherwise
             pick = np.searchsorted(
-                catalog.successor_cumulative, self.draw(Stream.PICK, ids, step), "right"
+                catalog.successor_cumulative, self.draw(Stream.PICK, ids[follows], step), "right"
             )
-            pick = np.minimum(pick, config.n_successors - 1)
-            stay = self.draw(Stream.STAY, ids, step) < catalog.platform_stay[platform[who]]
-            redrawn = catalog.draw_categories(platform[who], self.draw(Stream.CATEGORY, ids, step))
-            categories = np.where(stay, catalog.item_category[before], redrawn)
-            drawn = catalog.draw_items(categories, self.draw(Stream.ITEM, ids, step))
-            following = catalog.successors[before, pick]
-            items[at] = np.where(fresh, drawn, np.where(successor, following, before))
+            slots = np.minimum(pick, config.n_successors - 1)
+            after[follows] = catalog.successors(before[follows], slots)
+            after[fresh] = catalog.fresh_items(
+                platform[who][fresh],
+                before[fresh],
+                *(
+                    self.draw(s, ids[fresh], step)
+                    for s in (Stream.STAY, Stream.CATEGORY, Stream.ITEM)
+                ),
+            )
+            items[at] = after
         return items, actions
 
 

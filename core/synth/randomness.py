@@ -8,7 +8,30 @@ in a chunk of a thousand, or in one pass over ten million.
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 import numpy as np
+
+
+class Stream(IntEnum):
+    """One independent stream of draws per decision (the values are part of the seed contract:
+    changing one changes every log generated under every seed)."""
+
+    LENGTH = 1
+    PLATFORM = 2
+    CHANNEL = 3
+    START = 4
+    ACTION = 10
+    MOVE = 11
+    PICK = 12
+    STAY = 13
+    CATEGORY = 14
+    ITEM = 15
+    GAP = 16
+    SUCCESSOR_STAY = 20
+    SUCCESSOR_CATEGORY = 21
+    SUCCESSOR_ITEM = 22
+
 
 _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
