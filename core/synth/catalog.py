@@ -9,6 +9,7 @@ Successor lists are never stored: successor j of item i is a counter-based draw 
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,8 @@ from fedpath.synth.randomness import Stream, stream_key, uniforms
 ITEM_PREFIX = "syn-item-"
 _SINKHORN_ROUNDS = 200
 _SELF_REDRAWS = 8
+_GREEDY_ITEMS = 20_000  # head of the catalogue dealt out item by item (a few ms)
+_GOLDEN_FRACTION = 0.6180339887498949  # low-discrepancy spread of the tail over categories
 
 
 @dataclass(frozen=True)
@@ -59,39 +62,46 @@ class Catalog:
         starts = np.arange(len(self.mixes) + 1) * n
         return draw_in_segments(self.mix_table, starts, rows, u) - rows * n
 
-    def fresh_items(
+    def moves_away(
         self,
         rows: np.ndarray,
         current: np.ndarray,
-        u_stay: np.ndarray,
-        u_category: np.ndarray,
-        u_item: np.ndarray,
+        keys: tuple[int, int, int],
+        index: np.ndarray,
+        step: np.ndarray,
+        stride: int,
     ) -> np.ndarray:
-        """Items a shopper on ``current`` moves to by popularity, keeping the category or not."""
-        stay = u_stay < self.mix_stay[rows]
-        redrawn = self.draw_categories(rows, u_category)
-        return self.draw_items(np.where(stay, self.item_category[current], redrawn), u_item)
+        """Items a shopper on ``current`` moves to by popularity, never ``current`` itself.
 
-    def successors(self, items: np.ndarray, slots: np.ndarray) -> np.ndarray:
-        """Successor number ``slots`` of each item: a fixed draw of a fresh move (shop mix).
-
-        Fixed lists are what gives first-order models their signal: a shopper leaving item i
-        for a successor goes to one of the same few items every time. An item is not its own
-        successor (a repeat is a move of its own): such a draw is redrawn under a new counter.
+        The category is kept with the row's stay probability, else redrawn from the row's mix;
+        the draws are counter-based on ``keys`` (stay, category, item) at ``(index, step)``. An
+        item draw that lands on the current item (a repeat is a move of its own, with its own
+        rate) is redrawn in the same category at ``step + stride``, ``step + 2 * stride``, ...;
+        a one-item category cannot be left that way and stays a repeat after a few tries.
         """
-        k = len(self.successor_cumulative)
-        out = items.copy()
-        pending = np.arange(len(items))
-        shop = np.full(len(items), self.shop_row)
+        key_stay, key_category, key_item = keys
+        stay = uniforms(key_stay, index, step) < self.mix_stay[rows]
+        redrawn = self.draw_categories(rows, uniforms(key_category, index, step))
+        category = np.where(stay, self.item_category[current], redrawn)
+        out = current.copy()
+        pending = np.arange(len(current))
         for attempt in range(_SELF_REDRAWS):
-            owner = items[pending]
-            step = slots[pending] + attempt * k
-            u = [uniforms(key, owner, step) for key in self.successor_keys]
-            out[pending] = self.fresh_items(shop[pending], owner, *u)
-            pending = pending[out[pending] == owner]
+            u_item = uniforms(key_item, index[pending], step[pending] + attempt * stride)
+            out[pending] = self.draw_items(category[pending], u_item)
+            pending = pending[out[pending] == current[pending]]
             if len(pending) == 0:
                 break
         return out
+
+    def successors(self, items: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        """Successor number ``slots`` of each item: a fixed move away from it (shop mix).
+
+        Fixed lists are what gives first-order models their signal: a shopper leaving item i
+        for a successor goes to one of the same few items every time.
+        """
+        shop = np.full(len(items), self.shop_row)
+        stride = len(self.successor_cumulative)
+        return self.moves_away(shop, items, self.successor_keys, items, slots, stride)
 
 
 def draw_in_segments(
@@ -114,18 +124,39 @@ def segment_table(weights: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def items_per_category(shares: np.ndarray, n_items: int) -> np.ndarray:
-    """Block sizes proportional to the shares, each at least 1, summing to ``n_items``.
+def assign_categories(weights: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """A category per item (weights sorted high to low) so each category's weight ≈ its share.
 
-    Equal per-item weight across blocks keeps the catalogue-wide rank-frequency curve a
-    Zipf of the configured exponent once categories are drawn by their shares.
+    Drawing a category by its share and then an item by weight inside it is then the same as
+    drawing an item from the catalogue-wide Zipf, so the configured exponent is the slope of the
+    whole log's popularity curve, not of fourteen curves merged. The heavy head is dealt out
+    greedily (to the category furthest below its share), the light tail interleaved in
+    proportion to what each category still lacks; every category gets at least one item.
     """
-    sizes = np.maximum(1, np.floor(shares * n_items).astype(np.int64))
-    while sizes.sum() > n_items:  # only when the minimum of 1 overshoots: take from the largest
-        sizes[np.argmax(sizes)] -= 1
-    remainder = shares * n_items - sizes
-    sizes[np.argsort(-remainder, kind="stable")[: n_items - sizes.sum()]] += 1
-    return sizes
+    n = len(weights)
+    targets = shares * weights.sum()
+    assigned = np.zeros(len(shares))
+    categories = np.empty(n, dtype=np.int64)
+    n_head = min(n, _GREEDY_ITEMS)
+    heap = [(-t, c) for c, t in enumerate(targets)]
+    heapq.heapify(heap)
+    for rank in range(n_head):
+        _, c = heapq.heappop(heap)
+        categories[rank] = c
+        assigned[c] += weights[rank]
+        heapq.heappush(heap, (assigned[c] - targets[c], c))
+    lacking = np.clip(targets - assigned, 0.0, None)
+    if n > n_head and lacking.sum() > 0:
+        cumulative = np.cumsum(lacking) / lacking.sum()
+        spread = np.modf(np.arange(n - n_head) * _GOLDEN_FRACTION + 0.5)[0]
+        tail = np.searchsorted(cumulative, spread, side="right")
+        categories[n_head:] = np.minimum(tail, len(shares) - 1)
+    elif n > n_head:
+        categories[n_head:] = np.arange(n - n_head) % len(shares)
+    for empty in np.flatnonzero(np.bincount(categories, minlength=len(shares)) == 0):
+        crowded = np.argmax(np.bincount(categories, minlength=len(shares)))
+        categories[np.flatnonzero(categories == crowded)[-1]] = empty  # its least popular item
+    return categories
 
 
 def tilted_preferences(
@@ -160,10 +191,14 @@ def stay_probability(preferences: np.ndarray, same_category_rate: float) -> np.n
 def build_catalog(config: SynthConfig, *, seed: int) -> Catalog:
     """The shop of one seed (numpy's generator is fine here: the catalogue is built in one go)."""
     rng = np.random.default_rng([seed, 0])
-    shares = np.array([v for _, v in config.category_shares])
-    sizes = items_per_category(shares, config.n_items)
-    item_category = np.repeat(np.arange(len(sizes)), sizes)
-    popularity = [np.arange(1, n + 1, dtype=np.float64) ** -config.zipf_exponent for n in sizes]
+    weights = np.arange(1, config.n_items + 1, dtype=np.float64) ** -config.zipf_exponent
+    by_rank = assign_categories(weights, np.array([v for _, v in config.category_shares]))
+    order = np.argsort(by_rank, kind="stable")  # category blocks, most popular first in each
+    item_category, weights = by_rank[order], weights[order]
+    sizes = np.bincount(item_category, minlength=config.n_categories)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    popularity = [weights[starts[c] : starts[c + 1]] for c in range(config.n_categories)]
+    shares = np.array([w.sum() for w in popularity]) / weights.sum()  # the assignment's shares
 
     medians = dict(config.category_price_medians)
     log_median = np.log([medians[name] for name in config.category_names])[item_category]
@@ -175,7 +210,7 @@ def build_catalog(config: SynthConfig, *, seed: int) -> Catalog:
     pick = np.cumsum(1.0 / np.arange(1, config.n_successors + 1))
     streams = (Stream.SUCCESSOR_STAY, Stream.SUCCESSOR_CATEGORY, Stream.SUCCESSOR_ITEM)
     return Catalog(
-        category_starts=np.concatenate([[0], np.cumsum(sizes)]),
+        category_starts=starts,
         item_category=item_category,
         item_table=segment_table(popularity),
         item_price=price,

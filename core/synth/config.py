@@ -135,7 +135,11 @@ def _number(value: object, name: str) -> float:
 
 
 def _normalised(pairs: tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...]:
+    """Weights scaled to sum 1; left alone when they already do, so that a config read back
+    from a sidecar equals the one that wrote it."""
     total = sum(v for _, v in pairs)
+    if math.isclose(total, 1.0, rel_tol=0.0, abs_tol=1e-9):
+        return pairs
     return tuple((k, v / total) for k, v in pairs)
 
 

@@ -50,6 +50,7 @@ class _Walker:
         self.config = config
         self.catalog: Catalog = build_catalog(config, seed=seed)
         self.keys = {stream: stream_key(seed, stream) for stream in Stream}
+        self.move_keys = tuple(self.keys[s] for s in (Stream.STAY, Stream.CATEGORY, Stream.ITEM))
         self.length_cdf = length_cumulative(config)
         self.channel_cdf = np.cumsum([v for _, v in config.channel_shares])
         self.channel_names = np.array([k for k, _ in config.channel_shares], dtype=object)
@@ -148,13 +149,13 @@ class _Walker:
             )
             slots = np.minimum(pick, config.n_successors - 1)
             after[follows] = catalog.successors(before[follows], slots)
-            after[fresh] = catalog.fresh_items(
+            after[fresh] = catalog.moves_away(
                 platform[who][fresh],
                 before[fresh],
-                *(
-                    self.draw(s, ids[fresh], step)
-                    for s in (Stream.STAY, Stream.CATEGORY, Stream.ITEM)
-                ),
+                self.move_keys,
+                ids[fresh],
+                np.full(len(fresh), step, dtype=np.uint64),
+                config.max_session_length,
             )
             items[at] = after
         return items, actions
