@@ -489,3 +489,11 @@ def test_column_mapping_from_plain_config_values():
 def test_column_mapping_from_config_rejects_unknown_keys_and_actions(config, match):
     with pytest.raises(ConfigError, match=match):
         ColumnMapping.from_dict(config)
+
+
+def test_a_damaged_parquet_file_is_a_data_format_error(tmp_path):
+    path = tmp_path / "events.parquet"
+    path.write_bytes(b"PAR1 not really parquet PAR1")
+
+    with pytest.raises(DataFormatError, match=r"cannot read .*events\.parquet as Parquet"):
+        load_events(path, fmt="fedpath")

@@ -58,8 +58,13 @@ class RawChunk:
 
 
 def is_parquet(path: Path) -> bool:
+    """Whether ``path`` is framed as Parquet (magic bytes at both ends), whatever its name."""
     with path.open("rb") as stream:
-        return stream.read(len(_PARQUET_MAGIC)) == _PARQUET_MAGIC
+        head = stream.read(len(_PARQUET_MAGIC))
+        if head != _PARQUET_MAGIC or stream.seek(0, 2) < 2 * len(_PARQUET_MAGIC):
+            return False
+        stream.seek(-len(_PARQUET_MAGIC), 2)
+        return stream.read() == _PARQUET_MAGIC
 
 
 def first_record(path: Path) -> str:
@@ -159,10 +164,17 @@ class ParquetSource:
     ) -> Iterator[RawChunk]:
         """Row batches of ``chunk_rows`` rows with only ``columns`` kept (nothing to quarantine)."""
         row = 1
-        for batch in self._file.iter_batches(batch_size=chunk_rows, columns=list(columns)):
+        batches = self._file.iter_batches(batch_size=chunk_rows, columns=list(columns))
+        while (batch := self._next(batches)) is not None:
             fields = pa.table({c: self._text(c, batch.column(c)) for c in columns})
             yield RawChunk(self.path, np.arange(row, row + batch.num_rows), fields, raw=None)
             row += batch.num_rows
+
+    def _next(self, batches: Iterator[pa.RecordBatch]) -> pa.RecordBatch | None:
+        try:
+            return next(batches, None)
+        except (pa.ArrowException, OSError) as error:
+            raise DataFormatError(f"cannot read {self.path} as Parquet: {error}") from None
 
     def _text(self, name: str, values: pa.Array) -> pa.Array:
         try:
