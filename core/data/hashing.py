@@ -23,6 +23,19 @@ MIN_KEY_BYTES = 16
 BUCKET_PREFIX = "h"
 
 
+def check_key(key: bytes) -> None:
+    """Refuse a key too short to keep its MACs unguessable (shared by every keyed mapping)."""
+    if not isinstance(key, bytes):
+        raise TypeError(f"key must be bytes, got {type(key).__name__}")
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"key must be at least {MIN_KEY_BYTES} bytes, got {len(key)}")
+
+
+def keyed_digest(key: bytes, text: str) -> bytes:
+    """HMAC-SHA256 of ``text`` under ``key``: the one keyed function behind every id mapping."""
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
+
+
 @dataclass(frozen=True)
 class ItemHasher:
     """Keyed mapping of raw item ids to ``0..n_buckets-1``; the key never shows in ``repr``."""
@@ -31,10 +44,7 @@ class ItemHasher:
     n_buckets: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.key, bytes):
-            raise TypeError(f"key must be bytes, got {type(self.key).__name__}")
-        if len(self.key) < MIN_KEY_BYTES:
-            raise ValueError(f"key must be at least {MIN_KEY_BYTES} bytes, got {len(self.key)}")
+        check_key(self.key)
         if isinstance(self.n_buckets, bool) or not isinstance(self.n_buckets, int):
             raise ValueError(f"n_buckets must be an int, got {self.n_buckets!r}")
         if self.n_buckets < 1:
@@ -42,7 +52,7 @@ class ItemHasher:
 
     def bucket(self, item_id: str) -> int:
         """The bucket of one item; 64 bits of the MAC make the modulo bias negligible."""
-        digest = hmac.new(self.key, str(item_id).encode("utf-8"), hashlib.sha256).digest()
+        digest = keyed_digest(self.key, str(item_id))
         return int.from_bytes(digest[:8], "big") % self.n_buckets
 
     def buckets(self, item_ids: Iterable[str]) -> np.ndarray:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import struct
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
-from safetensors.numpy import save_file
+from safetensors.numpy import load, save
 
 import fedpath
 from fedpath.errors import DataFormatError
@@ -48,9 +49,9 @@ def model_params(model: NextStepModel) -> dict[str, Any]:
     return params
 
 
-def save_weights(path: str | os.PathLike[str], model: NextStepModel) -> Path:
-    """Write ``model`` to ``path`` (via a temporary file, so a failed write leaves nothing)."""
-    path = Path(path)
+def model_to_bytes(model: NextStepModel) -> bytes:
+    """The safetensors file of ``model`` in memory, for writers that must never put it on disk in
+    the clear (encryption at rest)."""
     params = model_params(model)
     metadata = {
         "model": model.name,
@@ -60,9 +61,15 @@ def save_weights(path: str | os.PathLike[str], model: NextStepModel) -> Path:
         "fedpath_version": fedpath.__version__,
     }
     arrays = {name: np.ascontiguousarray(a) for name, a in model.get_weights().items()}
+    return save(arrays, metadata={METADATA_KEY: json.dumps(metadata)})
+
+
+def save_weights(path: str | os.PathLike[str], model: NextStepModel) -> Path:
+    """Write ``model`` to ``path`` (via a temporary file, so a failed write leaves nothing)."""
+    path = Path(path)
     partial = path.with_name(f".{path.name}.partial")
     try:
-        save_file(arrays, partial, metadata={METADATA_KEY: json.dumps(metadata)})
+        partial.write_bytes(model_to_bytes(model))
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
@@ -80,9 +87,26 @@ def load_model(path: str | os.PathLike[str]) -> NextStepModel:
         raise DataFormatError(
             f"{path}: must be a readable safetensors file, got {error}"
         ) from error
+    return _rebuild(str(path), header, arrays)
+
+
+def model_from_bytes(data: bytes, *, source: str) -> NextStepModel:
+    """Rebuild a model from the bytes of its safetensors file; ``source`` names it in errors."""
+    try:
+        arrays = load(data)
+        (header_size,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8 : 8 + header_size]).get("__metadata__") or {}
+    except (SafetensorError, struct.error, json.JSONDecodeError, AttributeError) as error:
+        raise DataFormatError(
+            f"{source}: must be a readable safetensors file, got {error}"
+        ) from error
+    return _rebuild(source, header, arrays)
+
+
+def _rebuild(source: str, header: dict[str, str], arrays: dict[str, np.ndarray]) -> NextStepModel:
     if METADATA_KEY not in header:
         raise DataFormatError(
-            f"{path}: header must hold fedpath metadata under {METADATA_KEY!r}, "
+            f"{source}: header must hold fedpath metadata under {METADATA_KEY!r}, "
             f"got keys {sorted(header)}"
         )
     try:
@@ -91,7 +115,7 @@ def load_model(path: str | os.PathLike[str]) -> NextStepModel:
         params = metadata["params"]
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise DataFormatError(
-            f"{path}: field {METADATA_KEY!r} must be JSON with model, n_items, seed and params, "
+            f"{source}: field {METADATA_KEY!r} must be JSON with model, n_items, seed and params, "
             f"got {header[METADATA_KEY][:200]!r}"
         ) from error
     model = build_model(name, n_items=n_items, seed=seed, **params)

@@ -1,0 +1,117 @@
+"""Models and checkpoints at rest, encrypted and authenticated with AES-256-GCM.
+
+File layout (version 1)::
+
+    magic "FPENC" | version (1 byte) | kind length (1 byte) | kind (ASCII) | nonce (12 bytes)
+    | ciphertext | GCM tag (16 bytes)
+
+The associated data is the header plus the file's name, so the tag covers more than the bytes:
+a file renamed, or a checkpoint put where a model is expected, fails to authenticate exactly like
+a tampered or wrongly keyed one, and nothing is ever parsed from a file that did not
+authenticate. The nonce is random per write (96 bits; the GCM limit of 2^32 writes per key is far
+beyond a federation's checkpoints). The plain safetensors bytes live only in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from fedpath.models.base import NextStepModel
+from fedpath.models.weights_io import model_from_bytes, model_to_bytes
+from fedpath.privacy.durable import atomic_write
+from fedpath.privacy.errors import DecryptionError
+from fedpath.privacy.keys import AES_KEY_BYTES
+
+MAGIC = b"FPENC"
+VERSION = 1
+NONCE_BYTES = 12
+TAG_BYTES = 16
+MODEL_KIND = "model"
+CHECKPOINT_KIND = "checkpoint"
+
+
+def encrypt_bytes(plaintext: bytes, key: bytes, *, kind: str, name: str) -> bytes:
+    """The encrypted file for ``plaintext``, bound to ``kind`` and to the file ``name``."""
+    _check_key(key)
+    header = _header(kind, os.urandom(NONCE_BYTES))
+    nonce = header[-NONCE_BYTES:]
+    return header + AESGCM(key).encrypt(nonce, plaintext, _associated(header, name))
+
+
+def decrypt_bytes(blob: bytes, key: bytes, *, kind: str, name: str, source: str) -> bytes:
+    """The plaintext of an encrypted file, or :class:`DecryptionError`; ``source`` names it."""
+    _check_key(key)
+    header, found_kind = _parse_header(blob, source)
+    if found_kind != kind:
+        raise DecryptionError(f"{source}: must hold a {kind!r}, got a {found_kind!r}")
+    nonce = header[-NONCE_BYTES:]
+    try:
+        return AESGCM(key).decrypt(nonce, blob[len(header) :], _associated(header, name))
+    except InvalidTag:
+        raise DecryptionError(
+            f"{source}: refused, it does not authenticate: it was modified, renamed, or "
+            f"encrypted under another key"
+        ) from None
+
+
+def encrypt_file(path: Path | str, plaintext: bytes, key: bytes, *, kind: str) -> Path:
+    """Write ``plaintext`` encrypted to ``path`` (atomically: a crash leaves no partial file)."""
+    path = Path(path)
+    return atomic_write(path, encrypt_bytes(plaintext, key, kind=kind, name=path.name))
+
+
+def decrypt_file(path: Path | str, key: bytes, *, kind: str) -> bytes:
+    """The plaintext of the encrypted file at ``path``, authenticated before it is returned."""
+    path = Path(path)
+    return decrypt_bytes(path.read_bytes(), key, kind=kind, name=path.name, source=str(path))
+
+
+def save_encrypted_model(path: Path | str, model: NextStepModel, key: bytes) -> Path:
+    """``save_weights`` for a model that must only ever be on disk encrypted."""
+    return encrypt_file(path, model_to_bytes(model), key, kind=MODEL_KIND)
+
+
+def load_encrypted_model(path: Path | str, key: bytes) -> NextStepModel:
+    """``load_model`` for an encrypted model: refused unless it authenticates under ``key``."""
+    return model_from_bytes(decrypt_file(path, key, kind=MODEL_KIND), source=str(path))
+
+
+def _check_key(key: bytes) -> None:
+    if not isinstance(key, bytes) or len(key) != AES_KEY_BYTES:
+        got = len(key) if isinstance(key, bytes) else type(key).__name__
+        raise ValueError(f"key must be {AES_KEY_BYTES} bytes (AES-256), got {got}")
+
+
+def _header(kind: str, nonce: bytes) -> bytes:
+    encoded = kind.encode("ascii")
+    if not 0 < len(encoded) < 256:
+        raise ValueError(f"kind must be 1 to 255 ASCII characters, got {kind!r}")
+    return MAGIC + struct.pack("BB", VERSION, len(encoded)) + encoded + nonce
+
+
+def _parse_header(blob: bytes, source: str) -> tuple[bytes, str]:
+    if not blob.startswith(MAGIC):
+        raise DecryptionError(f"{source}: must start with {MAGIC!r} (a fedpath encrypted file)")
+    fixed = len(MAGIC) + 2
+    if len(blob) < fixed:
+        raise DecryptionError(f"{source}: header must be complete, got {len(blob)} bytes")
+    version, kind_length = struct.unpack("BB", blob[len(MAGIC) : fixed])
+    if version != VERSION:
+        raise DecryptionError(f"{source}: format version must be {VERSION}, got {version}")
+    end = fixed + kind_length + NONCE_BYTES
+    if len(blob) < end + TAG_BYTES:
+        raise DecryptionError(f"{source}: must hold a header and a tag, got {len(blob)} bytes")
+    try:
+        kind = blob[fixed : fixed + kind_length].decode("ascii")
+    except UnicodeDecodeError:
+        raise DecryptionError(f"{source}: kind must be ASCII, got bytes") from None
+    return blob[:end], kind
+
+
+def _associated(header: bytes, name: str) -> bytes:
+    return header + b"\x00" + name.encode("utf-8")
