@@ -75,27 +75,12 @@ class _Walker:
         offsets = np.cumsum(lengths) - lengths
         items, actions = self._walk(sessions, lengths, offsets, platform)
 
-        position = np.arange(len(items)) - np.repeat(offsets, lengths)
-        gap_ms = np.rint(
-            1000.0
-            * np.exp(
-                config.gap_log_mean
-                + config.gap_log_sd
-                * normals(self.keys[Stream.GAP], np.repeat(sessions, lengths), position)
-            )
-        ).astype(np.int64)
-        gap_ms[position == 0] = 0
-        elapsed = np.cumsum(gap_ms)
-        elapsed -= np.repeat(elapsed[offsets], lengths)
-        start = config.start_ms + np.floor(
-            (sessions + self.draw(Stream.START, sessions)) * self.span_ms / config.n_sessions
-        ).astype(np.int64)
-
+        timestamps = self._timestamps(sessions, lengths, offsets)
         ids = np.strings.zfill(sessions.astype(str), self.id_width)
         session_ids = np.strings.add(SESSION_PREFIX, ids).astype(object)
         columns = {
             "session_id": np.repeat(session_ids, lengths),
-            "timestamp": np.repeat(start, lengths) + elapsed,
+            "timestamp": timestamps,
             "item_id": catalog.item_labels[items],
             "category": self.category_names[catalog.item_category[items]],
             "action": actions,
@@ -107,6 +92,25 @@ class _Walker:
         # only for conform() to turn them back, which costs more than the whole walk.
         typed = {name: pd.Series(v, dtype=EVENT_DTYPES[name]) for name, v in columns.items()}
         return conform(pd.DataFrame(typed))
+
+    def _timestamps(
+        self, sessions: np.ndarray, lengths: np.ndarray, offsets: np.ndarray
+    ) -> np.ndarray:
+        """Milliseconds [events]: session starts spread evenly over the span, then log-normal gaps.
+
+        Session s starts in the s-th of n_sessions equal slices of the span, so sessions come in
+        start order and a session's start does not depend on the chunk it is generated in.
+        """
+        config = self.config
+        position = np.arange(int(lengths.sum())) - np.repeat(offsets, lengths)
+        z = normals(self.keys[Stream.GAP], np.repeat(sessions, lengths), position)
+        gap_ms = np.rint(1000.0 * np.exp(config.gap_log_mean + config.gap_log_sd * z))
+        gap_ms = gap_ms.astype(np.int64)
+        gap_ms[position == 0] = 0
+        elapsed = np.cumsum(gap_ms)
+        elapsed -= np.repeat(elapsed[offsets], lengths)
+        slot = (sessions + self.draw(Stream.START, sessions)) * self.span_ms / config.n_sessions
+        return config.start_ms + np.repeat(np.floor(slot).astype(np.int64), lengths) + elapsed
 
     def _walk(
         self, sessions: np.ndarray, lengths: np.ndarray, offsets: np.ndarray, platform: np.ndarray
