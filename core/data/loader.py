@@ -22,11 +22,11 @@ from fedpath.data.quarantine import Quarantine
 from fedpath.data.records import open_source
 from fedpath.errors import DataFormatError
 from fedpath.schema import empty_events
+from fedpath.synth.output import meta_path
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_ROWS = 500_000
-SIDECAR_SUFFIX = ".meta.json"
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def _sources(path: Path, log_format: LogFormat) -> list[tuple[Path, LogFormat]]:
 
 
 def _synthetic(path: Path) -> bool:
-    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
+    sidecar = meta_path(path)  # the writer's own rule for where the sidecar lives
     if not sidecar.is_file():
         return False
     try:

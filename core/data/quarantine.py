@@ -1,10 +1,11 @@
 """Where the rows a load rejects go, so that no row is ever lost without a trace.
 
 The quarantine is a JSON-lines file, one rejected record per line: ``file``, ``line`` (1-based in
-the source, the header is line 1), ``field`` (the source column at fault, null when the record as a
-whole is), ``reason`` and ``raw`` (the record as written). JSON rather than CSV because a raw record
-may hold any delimiter, quote or newline, and JSON escapes them without a second dialect to get
-wrong.
+the source, the header is line 1; a record spanning lines gives its first; in Parquet, the row
+number), ``field`` (the source column at fault, null when the record as a whole is), ``reason``
+and ``raw`` (the record as written; a Parquet row as JSON). JSON rather than CSV because a raw
+record may hold any delimiter, quote or newline, and JSON escapes them without a second dialect
+to get wrong.
 """
 
 from __future__ import annotations
