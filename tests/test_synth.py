@@ -284,12 +284,12 @@ def test_first_order_counts_predict_far_above_popularity() -> None:
     markov, popular = _top1_accuracies(generate(with_lists, seed=8))
     markov_without, _ = _top1_accuracies(generate(without, seed=8))
 
-    # Assert: a move follows the top successor with P = 0.59 / H(8) = 0.22 at best, while the
-    # top item of a 1,000-item Zipf(0.9) draws 1 / sum(r^-0.9) = 0.095 of fresh moves at most
-    assert markov > 0.12 and markov > 2 * popular
-    # Without lists the best first-order guess is the top item of the current category; the
-    # lists are what lifts it
-    assert markov > markov_without + 0.05
+    # Assert: a move follows the top successor with P = 0.902 / H(8) = 0.33 at best, while the
+    # top item of a 1,000-item Zipf(0.65) draws 1 / sum(r^-0.65) = 0.034 of fresh moves at most
+    assert markov > 0.2 and markov > 4 * popular
+    # Without lists the best first-order guess is the top item of the current category, little
+    # better than popularity: the signal is the successor lists
+    assert markov_without < 0.1
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -431,7 +431,7 @@ def test_default_constants_are_what_the_samples_measure(real_stats) -> None:
 
 def test_calibration_recovers_the_parameters_of_a_synthetic_log() -> None:
     # Prepare: a log whose generator we know
-    truth = SynthConfig(n_sessions=1500, n_items=1200, zipf_exponent=0.7, successor_rate=0.4)
+    truth = SynthConfig(n_sessions=1000, n_items=800, zipf_exponent=0.7, successor_rate=0.4)
     stats = measure_log(generate(truth, seed=21))
 
     # Execute: a small grid around the truth (the full grid is the benchmark's job)

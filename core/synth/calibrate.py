@@ -5,7 +5,7 @@ so its rank-frequency slope and hit rates are flattened by sampling and say noth
 about the shop's popularity law or how often shoppers follow an item's successors. Those are
 found by simulation instead: the catalogue size and Zipf exponent whose synthetic log, at the
 real log's size, shows the real distinct-item count, rank-frequency slope and popularity hit@20
-(a grid, coarse then fine, on the sum of squared relative errors), then the successor rate that
+(a grid, coarse then fine, on the sum of squared relative errors), and the successor rate that
 gives the real first-order hit@20 (a bisection: more following, more hits).
 """
 
@@ -27,6 +27,8 @@ ZIPF_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
 CATALOGUE_FACTORS = (1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 _FINE_ZIPF_STEP = 0.05
 _BISECTION_STEPS = 7
+_ROUNDS = 3
+START_SUCCESSOR_RATE = 0.5
 _FITTED = ("n_items", "zipf_exponent", "popularity_hit")
 
 
@@ -100,6 +102,13 @@ def _popularity_fit(
     return best
 
 
+def _successor_fit(config: SynthConfig, stats: LogStatistics) -> float:
+    def too_few_hits(rate: float) -> bool:
+        return _simulate(replace(config, successor_rate=rate))["markov_hit"] < stats.markov_hit
+
+    return round(_bisect(0.0, 1.0, too_few_hits), 3)
+
+
 def calibrate(
     stats: LogStatistics,
     base: SynthConfig | None = None,
@@ -107,18 +116,23 @@ def calibrate(
     zipfs: tuple[float, ...] = ZIPF_GRID,
     factors: tuple[float, ...] = CATALOGUE_FACTORS,
 ) -> Calibration:
-    """The configuration whose synthetic log, at this log's size, looks most like it."""
-    config = measured_config(stats, base)
+    """The configuration whose synthetic log, at this log's size, looks most like it.
+
+    Popularity and successor rate interact (following successors shifts which items are
+    seen), so the fits alternate from a fixed start until neither moves: the result depends on
+    the log only, not on the defaults it starts from.
+    """
+    config = replace(measured_config(stats, base), successor_rate=START_SUCCESSOR_RATE)
     _, zipf, factor = _popularity_fit(config, stats, zipfs, factors)
-    near = factors.index(factor)
-    fine_zipfs = tuple(round(zipf + d, 3) for d in (-_FINE_ZIPF_STEP, 0.0, _FINE_ZIPF_STEP))
-    fine_factors = factors[max(near - 1, 0) : near + 2]
-    _, zipf, factor = _popularity_fit(config, stats, fine_zipfs, fine_factors)
-    n_items = max(round(factor * stats.n_items), config.n_categories)
-    config = replace(config, zipf_exponent=zipf, n_items=n_items)
-
-    def too_few_hits(rate: float) -> bool:
-        return _simulate(replace(config, successor_rate=rate))["markov_hit"] < stats.markov_hit
-
-    config = replace(config, successor_rate=round(_bisect(0.0, 1.0, too_few_hits), 3))
+    for _ in range(_ROUNDS):
+        near = factors.index(factor)
+        fine_zipfs = tuple(round(zipf + d, 3) for d in (-_FINE_ZIPF_STEP, 0.0, _FINE_ZIPF_STEP))
+        fine_factors = factors[max(near - 1, 0) : near + 2]
+        _, zipf, factor = _popularity_fit(config, stats, fine_zipfs, fine_factors)
+        n_items = max(round(factor * stats.n_items), config.n_categories)
+        fitted = replace(config, zipf_exponent=zipf, n_items=n_items)
+        fitted = replace(fitted, successor_rate=_successor_fit(fitted, stats))
+        if fitted == config:
+            break
+        config = fitted
     return Calibration(config=config, simulated=_simulate(config))
