@@ -8,27 +8,35 @@ partner index and its metrics.
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from flwr.client import NumPyClient
 from flwr.common import NDArrays, Scalar
 
+from fedpath.clients.faults import FaultPlan, PartnerDropout, poison
 from fedpath.clients.spec import ModelSpec
+from fedpath.clients.store import load_paths
 from fedpath.data.containers import Cases
 from fedpath.evaluate import evaluate
+from fedpath.metrics.funnel import path_funnel_counts
 from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD
 from fedpath.server.keys import (
     COUNT_SCALE,
     EVAL_SPLIT,
+    FUNNEL_CHANNELS,
+    FUNNEL_TASK,
     LOCAL_EPOCHS,
     N_ITEM_CASES,
     PARTNER,
     PROXIMAL_MU,
     SERVER_ROUND,
+    TASK,
     TRAIN_LOSS,
+    TRAIN_TASK,
 )
 from fedpath.strategies.secure_sum import encode_counts
 
@@ -44,6 +52,7 @@ class ClientSettings:
     ks: tuple[int, ...] = (5, 10, 20)
     review_threshold: float = DEFAULT_REVIEW_THRESHOLD
     threads: int = 1
+    faults: FaultPlan = field(default_factory=FaultPlan)  # simulated faults; none by default
 
     @property
     def loss_k(self) -> int:
@@ -72,6 +81,26 @@ class PartnerClient(NumPyClient):
     def fit(
         self, parameters: NDArrays, config: dict[str, Scalar]
     ) -> tuple[NDArrays, int, dict[str, Scalar]]:
+        """Train (the default task) or, asked for the funnel, send the funnel counts."""
+        task = str(config.get(TASK, TRAIN_TASK))
+        if task == FUNNEL_TASK:
+            return self._funnel(config)
+        if task != TRAIN_TASK:
+            raise ValueError(f"{TASK} must be {TRAIN_TASK!r} or {FUNNEL_TASK!r}, got {task!r}")
+        server_round = int(config[SERVER_ROUND])
+        faults = self.settings.faults
+        if faults.drops(server_round, self.partner):
+            raise PartnerDropout(
+                f"partner {self.partner} drops out of round {server_round} (simulated fault)"
+            )
+        arrays, weight, metrics = self._train(parameters, config)
+        if self.partner in faults.hostile:
+            arrays = poison(arrays, parameters, faults.attack, faults.factor)
+        return arrays, weight, metrics
+
+    def _train(
+        self, parameters: NDArrays, config: dict[str, Scalar]
+    ) -> tuple[NDArrays, int, dict[str, Scalar]]:
         """Count models count from zero; neural models start from the global weights."""
         train = self.cases["train"]
         if self.spec.is_count:
@@ -89,6 +118,13 @@ class PartnerClient(NumPyClient):
         model.fit(train, None, on_epoch=lambda _, metrics: losses.append(metrics["loss"]))
         metrics: dict[str, Scalar] = {PARTNER: self.partner, TRAIN_LOSS: losses[-1]}
         return self.spec.to_arrays(model.get_weights()), len(train), metrics
+
+    def _funnel(self, config: dict[str, Scalar]) -> tuple[NDArrays, int, dict[str, Scalar]]:
+        """This partner's funnel counts, encoded so that only their secure sum is revealed."""
+        channels = json.loads(str(config[FUNNEL_CHANNELS]))
+        furthest, session_channels = load_paths(self.settings.data_dir, self.partner)
+        counts = path_funnel_counts(furthest, session_channels, channels)
+        return encode_counts([counts], int(config[COUNT_SCALE])), 1, {PARTNER: self.partner}
 
     def evaluate(
         self, parameters: NDArrays, config: dict[str, Scalar]

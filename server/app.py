@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,8 +14,13 @@ from flwr.server.workflow import DefaultWorkflow
 from flwr.server.workflow.constant import MAIN_PARAMS_RECORD
 
 from fedpath.errors import FedpathError
+from fedpath.server.meter import ByteMeter
 
 REGISTRATION_POLL_S = 0.2
+
+# A step the server runs once training is done, given the final global arrays (the federated
+# funnel, the champion / challenger gate); it keeps its own result.
+AfterTraining = Callable[[Grid, Context, list[np.ndarray]], None]
 
 
 @dataclass
@@ -58,14 +64,23 @@ def build_server_app(
     rounds: int,
     n_partners: int,
     outcome: ServerOutcome,
+    after: Sequence[AfterTraining] = (),
+    meter: ByteMeter | None = None,
     registration_timeout: float = 300.0,
 ) -> ServerApp:
-    """A ``ServerApp`` that waits for every partner, runs the rounds and fills ``outcome``."""
+    """A ``ServerApp`` that waits for every partner, runs the rounds and fills ``outcome``.
+
+    ``meter`` counts the training rounds' bytes; the ``after`` steps then run in order on the
+    same partners, each an extra round that is not counted as training.
+    """
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         await_partners(grid, n_partners, registration_timeout)
-        outcome.weights = run_rounds(grid, context, strategy, workflow, rounds)
+        training_grid = grid if meter is None else meter.wrap(grid)
+        outcome.weights = run_rounds(training_grid, context, strategy, workflow, rounds)
+        for step in after:
+            step(grid, context, outcome.weights)
 
     return app

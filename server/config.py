@@ -10,6 +10,11 @@ from fedpath.errors import ConfigError
 from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD
 
 EVAL_SPLITS = ("valid", "test")
+ATTACKS = ("scale", "sign_flip")
+# Metrics a gate may compare on, by direction; ranking metrics ("recall@20") are higher-better.
+HIGHER_IS_BETTER = ("action_accuracy", "action_macro_f1", "conversion_auc")
+LOWER_IS_BETTER = ("action_ece", "conversion_ece")
+RANKING = ("recall", "mrr", "ndcg")
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,108 @@ class SecAggSettings:
     modulus_range: int = 2**32  # masks are drawn in [0, M); a power of two
     max_weight: float | None = None  # bound on a partner's weight; None = largest partner's
     timeout: float | None = 300.0  # seconds to wait for each stage's replies; None = forever
+
+
+@dataclass(frozen=True)
+class FunnelSettings:
+    """The federated browse -> cart -> purchase funnel, summed under SecAgg+ after training.
+
+    ``channels`` is the public list every partner counts against (a partner's channel outside it
+    counts in the overall row only); None = every channel of the simulated log's sessions.
+    """
+
+    enabled: bool = False
+    channels: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.channels is not None and len(set(self.channels)) != len(self.channels):
+            raise ConfigError(f"funnel.channels must be distinct, got {list(self.channels)}")
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """Champion / challenger: promote the trained model only if it beats the champion.
+
+    Both are scored by one federated evaluation on the partners' ``split``; the candidate is
+    promoted when it is better on ``metric`` by MORE than ``margin`` (absolute, in the metric's
+    units), so a tie keeps the champion. ``champion`` is a model file written by fedpath
+    (``save_weights``); None = the weights the run started from.
+    """
+
+    enabled: bool = False
+    metric: str = "recall@20"
+    margin: float = 0.0
+    split: str = "test"
+    champion: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.margin >= 0:
+            raise ConfigError(f"gate.margin must be >= 0, got {self.margin!r}")
+        if self.split not in EVAL_SPLITS:
+            raise ConfigError(f"gate.split must be one of {EVAL_SPLITS}, got {self.split!r}")
+        name, _, k = self.metric.partition("@")
+        ranking = name in RANKING and k.isdigit() and int(k) >= 1
+        if not ranking and self.metric not in HIGHER_IS_BETTER + LOWER_IS_BETTER:
+            raise ConfigError(
+                f"gate.metric must be <{'|'.join(RANKING)}>@<k> or one of "
+                f"{HIGHER_IS_BETTER + LOWER_IS_BETTER}, got {self.metric!r}"
+            )
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric not in LOWER_IS_BETTER
+
+
+@dataclass(frozen=True)
+class FaultSettings:
+    """Simulated faults: partners that drop out mid-round, and hostile partners.
+
+    Each round a seeded draw of ``round(dropout_fraction * partners)`` partners fail while
+    training (under SecAgg+: after sharing their keys, before sending their masked update).
+    ``hostile_partners`` send ``global + factor * delta`` (``scale``) or ``global - factor *
+    delta`` (``sign_flip``) instead of their update ``global + delta``.
+    """
+
+    dropout_fraction: float = 0.0
+    hostile_partners: tuple[int, ...] = ()
+    attack: str = "scale"
+    attack_factor: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.dropout_fraction < 1:
+            raise ConfigError(
+                f"faults.dropout_fraction must be in [0, 1), got {self.dropout_fraction!r}"
+            )
+        if any(not isinstance(p, int) or p < 0 for p in self.hostile_partners):
+            raise ConfigError(
+                f"faults.hostile_partners must be partner indices >= 0, "
+                f"got {list(self.hostile_partners)}"
+            )
+        if self.attack not in ATTACKS:
+            raise ConfigError(f"faults.attack must be one of {ATTACKS}, got {self.attack!r}")
+        if not self.attack_factor > 0:
+            raise ConfigError(f"faults.attack_factor must be > 0, got {self.attack_factor!r}")
+
+
+@dataclass(frozen=True)
+class PersonalizationSettings:
+    """FedPer-style local adaptation: each partner fine-tunes the output layers on its own data.
+
+    ``epochs`` = 0 turns it off; the scores compare global and personalized on ``split``.
+    """
+
+    epochs: int = 0
+    split: str = "test"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.epochs, int) or self.epochs < 0:
+            raise ConfigError(
+                f"personalization.epochs must be an integer >= 0, got {self.epochs!r}"
+            )
+        if self.split not in EVAL_SPLITS:
+            raise ConfigError(
+                f"personalization.split must be one of {EVAL_SPLITS}, got {self.split!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -50,6 +157,10 @@ class FederationConfig:
     max_len: int = 50  # prefixes keep their last max_len items
     threads_per_partner: int = 1  # torch threads in each partner process
     cpus_per_partner: float = 1.0  # Ray CPUs reserved per partner: partners run side by side
+    funnel: FunnelSettings = field(default_factory=FunnelSettings)
+    gate: GateSettings = field(default_factory=GateSettings)
+    faults: FaultSettings = field(default_factory=FaultSettings)
+    personalization: PersonalizationSettings = field(default_factory=PersonalizationSettings)
 
     def __post_init__(self) -> None:
         for key in ("rounds", "local_epochs", "max_len", "threads_per_partner"):
@@ -66,3 +177,8 @@ class FederationConfig:
             raise ConfigError(f"ks must be positive cut-offs, got {self.ks!r}")
         if not self.cpus_per_partner > 0:
             raise ConfigError(f"cpus_per_partner must be > 0, got {self.cpus_per_partner!r}")
+        _, _, k = self.gate.metric.partition("@")
+        if k and int(k) not in self.ks:
+            raise ConfigError(
+                f"gate.metric cut-off must be one of ks {self.ks}, got {self.gate.metric!r}"
+            )

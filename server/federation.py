@@ -20,17 +20,22 @@ from flwr.simulation import run_simulation
 
 from fedpath.clients.app import build_client_app
 from fedpath.clients.client import ClientSettings
+from fedpath.clients.faults import FaultPlan, plan_dropouts
 from fedpath.clients.spec import ModelSpec
-from fedpath.clients.store import save_partner
+from fedpath.clients.store import save_partner, save_paths
 from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import SplitDataset
 from fedpath.errors import ConfigError, FedpathError
 from fedpath.models.base import NextStepModel
-from fedpath.server.app import ServerOutcome, build_server_app
+from fedpath.models.weights_io import load_model
+from fedpath.server.app import AfterTraining, ServerOutcome, build_server_app
 from fedpath.server.config import FederationConfig
+from fedpath.server.funnel import FederatedFunnel, FunnelRound
+from fedpath.server.gate import GateDecision, GateRound
 from fedpath.server.keys import COUNT_SCALE, EVAL_SPLIT, LOCAL_EPOCHS, SERVER_ROUND
+from fedpath.server.meter import ByteMeter
 from fedpath.server.metrics import mean_train_loss, pooled_eval_metrics
-from fedpath.server.recorder import RoundRecord, RoundRecorder
+from fedpath.server.recorder import RoundCallback, RoundRecord, RoundRecorder
 from fedpath.server.workflow import build_workflow
 from fedpath.simulations.partition import Partner
 from fedpath.strategies.factory import StrategyWiring, build_strategy
@@ -39,27 +44,46 @@ from fedpath.strategies.secure_sum import count_scale
 
 @dataclass(frozen=True)
 class FederationResult:
-    """The global model after the last round, and the record of every round."""
+    """The global model after the last round, the record of every round, and what ran after.
+
+    ``model`` is the trained candidate whatever the gate decided: ``gate.promoted`` says whether
+    it should replace the champion.
+    """
 
     model: NextStepModel
     weights: dict[str, np.ndarray]
     rounds: list[RoundRecord]
     partner_names: list[str]
     seconds: float
+    funnel: FederatedFunnel | None = None  # with config.funnel.enabled
+    gate: GateDecision | None = None  # with config.gate.enabled
 
 
 def run_federation(
-    split: SplitDataset, partitions: Sequence[Partner], config: FederationConfig
+    split: SplitDataset,
+    partitions: Sequence[Partner],
+    config: FederationConfig,
+    *,
+    on_round: RoundCallback | None = None,
 ) -> FederationResult:
-    """Train ``config.model`` across ``partitions`` (from ``partition(split, ...)``) with Flower."""
+    """Train ``config.model`` across ``partitions`` (from ``partition(split, ...)``) with Flower.
+
+    ``on_round`` receives each training round's record as soon as its evaluation is in.
+    """
     partners = list(partitions)
     spec = ModelSpec(config.model, split.n_items, dict(config.model_params), config.seed)
     _check(config, spec, split, partners)
     scale = count_scale(len(partners), config.secagg.modulus_range) if spec.is_count else None
+    funnel = _funnel_round(config, split, len(partners))
+    gate = _gate_round(config, spec, len(partners))
+    after: list[AfterTraining] = [step for step in (funnel, gate) if step is not None]
     started = time.perf_counter()
     with TemporaryDirectory(prefix="fedpath-partners-") as folder:
         train_sizes = _store(Path(folder), partners, config.max_len)
-        recorder = RoundRecorder(_strategy(config, spec, len(partners), scale))
+        meter = ByteMeter()
+        recorder = RoundRecorder(
+            _strategy(config, spec, len(partners), scale), meter=meter, on_round=on_round
+        )
         workflow = build_workflow(config.secagg, max_weight=max(train_sizes), count_scale=scale)
         outcome = ServerOutcome()
         settings = ClientSettings(
@@ -68,10 +92,17 @@ def run_federation(
             ks=config.ks,
             review_threshold=config.review_threshold,
             threads=config.threads_per_partner,
+            faults=_fault_plan(config, len(partners)),
         )
         run_simulation(
             server_app=build_server_app(
-                recorder, workflow, rounds=config.rounds, n_partners=len(partners), outcome=outcome
+                recorder,
+                workflow,
+                rounds=config.rounds,
+                n_partners=len(partners),
+                outcome=outcome,
+                after=after,
+                meter=meter,
             ),
             client_app=build_client_app(settings, secagg=config.secagg.enabled),
             num_supernodes=len(partners),
@@ -85,6 +116,12 @@ def run_federation(
             f"federation of {len(partners)} partners aggregated no update in "
             f"{config.rounds} round(s); see the Flower log above for the partners' errors"
         )
+    for step, name in ((funnel, "funnel"), (gate, "gate")):
+        if step is not None and step.result is None:
+            raise FedpathError(
+                f"the federated {name} round must complete after training, got no result; "
+                "see the Flower log above for the partners' errors"
+            )
     weights = spec.from_arrays(outcome.weights)
     model = spec.build()
     model.set_weights(weights)
@@ -94,6 +131,8 @@ def run_federation(
         rounds=rounds,
         partner_names=[p.name for p in partners],
         seconds=time.perf_counter() - started,
+        funnel=None if funnel is None else funnel.result,
+        gate=None if gate is None else gate.result,
     )
 
 
@@ -117,6 +156,66 @@ def _check(
             f"strategy must be 'sum' exactly for count models, got strategy {config.strategy!r} "
             f"with model {config.model!r}"
         )
+    faults = config.faults
+    if spec.is_count and (faults.dropout_fraction or faults.hostile_partners):
+        raise ConfigError(
+            f"faults must be off for count models (their global counts are one sum over every "
+            f"partner), got dropout_fraction {faults.dropout_fraction} and hostile partners "
+            f"{list(faults.hostile_partners)}"
+        )
+    outside = sorted(p for p in faults.hostile_partners if p >= len(partners))
+    if outside:
+        raise ConfigError(
+            f"faults.hostile_partners must be partner indices below {len(partners)}, got {outside}"
+        )
+
+
+def _fault_plan(config: FederationConfig, n_partners: int) -> FaultPlan:
+    faults = config.faults
+    return FaultPlan(
+        dropouts=plan_dropouts(faults.dropout_fraction, n_partners, config.rounds, config.seed),
+        hostile=frozenset(faults.hostile_partners),
+        attack=faults.attack,
+        factor=faults.attack_factor,
+    )
+
+
+def _funnel_round(
+    config: FederationConfig, split: SplitDataset, n_partners: int
+) -> FunnelRound | None:
+    """The secure-sum funnel round, over the configured channels or every channel of the log."""
+    if not config.funnel.enabled:
+        return None
+    channels = config.funnel.channels
+    if channels is None:
+        sessions = [*split.train, *split.valid, *split.test]
+        channels = tuple(sorted({s.channel for s in sessions if s.channel is not None}))
+    scale = count_scale(n_partners, config.secagg.modulus_range)
+    workflow = build_workflow(config.secagg, max_weight=1.0, count_scale=scale)
+    return FunnelRound(channels, n_partners, scale, workflow)
+
+
+def _gate_round(config: FederationConfig, spec: ModelSpec, n_partners: int) -> GateRound | None:
+    if not config.gate.enabled:
+        return None
+    return GateRound(config.gate, _champion(config, spec), n_partners)
+
+
+def _champion(config: FederationConfig, spec: ModelSpec) -> list[np.ndarray]:
+    """The gate's champion: the configured model file, or the weights the run starts from."""
+    path = config.gate.champion
+    if path is None:
+        return spec.to_arrays(spec.initial_weights)
+    model = load_model(path)
+    weights = model.get_weights()
+    shapes = {name: array.shape for name, array in weights.items()}
+    expected = {name: array.shape for name, array in spec.initial_weights.items()}
+    if model.name != spec.name or shapes != expected:
+        raise ConfigError(
+            f"gate.champion {path} must be a {spec.name!r} model with the run's arrays "
+            f"({spec.n_items} items), got a {model.name!r} model over {model.n_items} items"
+        )
+    return spec.to_arrays(weights)
 
 
 def _store(folder: Path, partners: list[Partner], max_len: int) -> list[int]:
@@ -128,6 +227,9 @@ def _store(folder: Path, partners: list[Partner], max_len: int) -> list[int]:
             for name in ("train", "valid", "test")
         }
         save_partner(folder, partner.index, cases)
+        save_paths(
+            folder, partner.index, [*partner.data.train, *partner.data.valid, *partner.data.test]
+        )
         sizes.append(len(cases["train"]))
     return sizes
 

@@ -15,6 +15,10 @@ SERVER_ROUND = "server-round"
 LOCAL_EPOCHS = "local-epochs"
 PROXIMAL_MU = "proximal_mu"  # the name Flower's FedProx writes; it is not ours to rename
 COUNT_SCALE = "count-scale"  # the public bound S of the secure count sum (see strategies)
+TASK = "task"  # what a fit asks for: TRAIN_TASK (absent = train) or FUNNEL_TASK
+TRAIN_TASK = "train"
+FUNNEL_TASK = "funnel"  # send the partner's funnel counts, encoded for the secure sum
+FUNNEL_CHANNELS = "funnel-channels"  # JSON list of the channels the funnel counts per channel
 
 # Server -> partner (evaluate config)
 EVAL_SPLIT = "eval-split"

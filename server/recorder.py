@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flwr.common import EvaluateIns, EvaluateRes, FitIns, FitRes, Parameters, Scalar
@@ -16,6 +17,7 @@ from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import Strategy
 
 from fedpath.server.keys import PARTNER, TRAIN_LOSS
+from fedpath.server.meter import ByteMeter
 
 
 @dataclass
@@ -34,6 +36,8 @@ class RoundRecord:
     partner_metrics: dict[int, dict[str, float]] = field(default_factory=dict)
     fit_seconds: float = math.nan  # sampling to aggregate, SecAgg+ stages included
     round_seconds: float = math.nan  # sampling to the end of federated evaluation
+    bytes_up: int = 0  # payload partners sent the server this round (training and evaluation)
+    bytes_down: int = 0  # payload the server sent partners (the global weights, SecAgg+ keys)
 
     def row(self) -> dict[str, float | int]:
         """The flat figures of the round (one CSV row)."""
@@ -48,14 +52,31 @@ class RoundRecord:
             **self.metrics,
             "fit_seconds": self.fit_seconds,
             "round_seconds": self.round_seconds,
+            "bytes_up": self.bytes_up,
+            "bytes_down": self.bytes_down,
         }
 
 
-class RoundRecorder(Strategy):
-    """Delegates every decision to ``strategy`` and records sampling, replies and metrics."""
+RoundCallback = Callable[[RoundRecord], None]
 
-    def __init__(self, strategy: Strategy) -> None:
+
+class RoundRecorder(Strategy):
+    """Delegates every decision to ``strategy`` and records sampling, replies and metrics.
+
+    ``on_round`` is called with each round's record once its federated evaluation is in (a
+    progress bar's hook); ``meter`` supplies the round's bytes where the grid is metered.
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        *,
+        meter: ByteMeter | None = None,
+        on_round: RoundCallback | None = None,
+    ) -> None:
         self.strategy = strategy
+        self.meter = meter
+        self.on_round = on_round
         self.records: dict[int, RoundRecord] = {}
         self._node_partner: dict[int, int] = {}  # learnt from every reply
         self._sampled_nodes: dict[int, set[int]] = {}
@@ -67,14 +88,25 @@ class RoundRecorder(Strategy):
 
     def rounds(self) -> list[RoundRecord]:
         """The records in round order, dropped partners named wherever a reply ever named them."""
-        for number, record in self.records.items():
-            missing = self._sampled_nodes.get(number, set()) - self._answered_nodes.get(
-                number, set()
-            )
-            record.dropped_partners = sorted(
-                self._node_partner[n] for n in missing if n in self._node_partner
-            )
+        for number in self.records:
+            self._settle(number)
         return [self.records[n] for n in sorted(self.records)]
+
+    def _settle(self, number: int) -> None:
+        """Fill what is only known once replies are in: who dropped, and the bytes moved.
+
+        Computed from the sampled and answering nodes, so a round whose secure aggregation
+        halted (no aggregate at all) counts every sampled partner as dropped.
+        """
+        record = self.records[number]
+        missing = self._sampled_nodes.get(number, set()) - self._answered_nodes.get(number, set())
+        record.dropped = len(missing)
+        record.dropped_partners = sorted(
+            self._node_partner[n] for n in missing if n in self._node_partner
+        )
+        if self.meter is not None:
+            record.bytes_up = self.meter.up[number]
+            record.bytes_down = self.meter.down[number]
 
     def _record(self, server_round: int) -> RoundRecord:
         return self.records.setdefault(server_round, RoundRecord(round=server_round))
@@ -102,7 +134,6 @@ class RoundRecorder(Strategy):
             self._node_partner[proxy.node_id] = int(res.metrics[PARTNER])
         self._answered_nodes[server_round] = {proxy.node_id for proxy, _ in results}
         record.participants = sorted(int(res.metrics[PARTNER]) for _, res in results)
-        record.dropped = record.sampled - len(results)
         record.failures = len(failures)
         parameters, metrics = self.strategy.aggregate_fit(server_round, results, failures)
         record.train_loss = float(metrics.get(TRAIN_LOSS, math.nan))
@@ -138,6 +169,9 @@ class RoundRecorder(Strategy):
         record.metrics = {k: float(v) for k, v in metrics.items()}
         if server_round in self._started:
             record.round_seconds = time.perf_counter() - self._started[server_round]
+        self._settle(server_round)
+        if self.on_round is not None:
+            self.on_round(record)
         return loss, metrics
 
     def evaluate(

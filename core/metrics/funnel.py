@@ -29,10 +29,9 @@ STAGE_NAMES: tuple[str, ...] = tuple(stage.name.lower() for stage in STAGES)
 ALL_SESSIONS = "all"
 
 
-def _reached(furthest: pd.Series) -> np.ndarray:
+def _reached(furthest: np.ndarray) -> np.ndarray:
     """[3] sessions whose furthest action is at least each stage."""
-    values = furthest.to_numpy()
-    return np.array([(values >= stage).sum() for stage in STAGES], dtype=np.int64)
+    return np.array([(furthest >= stage).sum() for stage in STAGES], dtype=np.int64)
 
 
 def _session_channel(events: pd.DataFrame) -> pd.Series:
@@ -48,15 +47,32 @@ def funnel_counts(events: pd.DataFrame, channels: Sequence[str] = ()) -> np.ndar
         raise ValueError(
             f"events.session_id must be filled (sessionize first), got {missing} empty"
         )
+    furthest = events.groupby("session_id", sort=False)["action"].max()  # [sessions]
+    channel = _session_channel(events).reindex(furthest.index)
+    return path_funnel_counts(furthest.to_numpy(), channel.to_numpy(), channels)
+
+
+def path_funnel_counts(
+    furthest: np.ndarray, session_channels: Sequence[str | None], channels: Sequence[str] = ()
+) -> np.ndarray:
+    """The same count vector from each session's furthest action and channel.
+
+    A federated partner keeps sessions, not the events table; this lets it count its funnel
+    from what it holds, in the very layout every other partner and ``Funnel.from_counts`` use.
+    """
     if len(set(channels)) != len(channels):
         raise ValueError(f"channels must be distinct, got {list(channels)}")
-    furthest = events.groupby("session_id", sort=False)["action"].max()  # [sessions]
+    furthest = np.asarray(furthest)
+    session_channels = np.asarray(session_channels, dtype=object)
+    if session_channels.shape != furthest.shape:
+        raise ValueError(
+            f"session_channels must have one entry per session ({furthest.shape[0]}), "
+            f"got {session_channels.shape[0]}"
+        )
     counts = np.zeros((1 + len(channels), len(STAGES)), dtype=np.int64)
     counts[0] = _reached(furthest)
-    if channels:
-        channel = _session_channel(events).reindex(furthest.index)
-        for row, name in enumerate(channels, start=1):
-            counts[row] = _reached(furthest[channel == name])
+    for row, name in enumerate(channels, start=1):
+        counts[row] = _reached(furthest[session_channels == name])
     return counts.ravel()
 
 

@@ -177,6 +177,46 @@ class NeuralNextStepModel(NextStepModel):
         self.n_fits_ += 1
         return self
 
+    def output_layer_names(self) -> list[str]:
+        """The arrays (``get_weights`` names) of the output layers that personalization tunes.
+
+        FedPer / FedRep split a network into a shared base and a personal head. The head here is
+        what turns an encoded prefix into predictions: the action and conversion heads, and the
+        encoder's last layer with parameters (GRU4Rec's projection, NARM's bilinear decoder,
+        SASRec's final norm), which shapes the query the tied item head scores. The item head
+        itself is the item embedding the base reads too, so it stays shared.
+        """
+        layers = [
+            name
+            for name, module in self.network_.encoder.named_children()
+            if any(True for _ in module.parameters())
+        ]
+        prefixes = ("action_head.", "convert_head.", f"encoder.{layers[-1]}.")
+        return [name for name, _ in self.network_.named_parameters() if name.startswith(prefixes)]
+
+    def fine_tune_heads(
+        self, train: Cases, valid: Cases | None = None, *, epochs: int
+    ) -> NeuralNextStepModel:
+        """``fit`` for ``epochs`` epochs with every layer frozen but ``output_layer_names()``.
+
+        ``fit`` optimizes only parameters that require gradients, so freezing the base is all it
+        takes; with ``valid`` it keeps the best epoch, as ``fit`` does.
+        """
+        require(isinstance(epochs, int) and epochs >= 1, "epochs", "an integer >= 1", epochs)
+        heads = set(self.output_layer_names())
+        frozen = [p for n, p in self.network_.named_parameters() if n not in heads]
+        configured = self.epochs
+        for parameter in frozen:
+            parameter.requires_grad_(False)
+        self.epochs = epochs
+        try:
+            self.fit(train, valid)
+        finally:
+            self.epochs = configured
+            for parameter in frozen:
+                parameter.requires_grad_(True)
+        return self
+
     def _train_epoch(
         self,
         data: dict[str, torch.Tensor],
