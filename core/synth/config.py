@@ -91,7 +91,7 @@ CHANNEL_SHARES: dict[str, float] = {"app": 0.45, "pc": 0.30, "mini-program": 0.1
 N_PLATFORMS = 4  # partners; each gets its own tilt of the category shares (non-IID)
 PLATFORM_SKEW = 1.0  # sd of the log-normal tilt of each platform's category preferences
 N_SUCCESSORS = 8  # length of each item's successor list; pick weights fall as 1/rank
-ASSUMED = ("channel_shares", "n_platforms", "platform_skew", "n_successors")
+ASSUMED = ("channel_shares", "n_platforms", "platform_skew", "n_successors", "duration_days")
 
 # The samples the defaults come from (../shared/data/*/README.md), recorded in every sidecar.
 CALIBRATED_ON: list[dict[str, str]] = [

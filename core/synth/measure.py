@@ -156,7 +156,10 @@ def _price_statistics(frame: pd.DataFrame) -> tuple[float, dict[str, float]]:
 
 
 def measure_log(events: pd.DataFrame) -> LogStatistics:
-    """Measure a canonical events table (``fedpath.schema``); rows are ordered by session, time."""
+    """Measure a canonical events table (``fedpath.schema``), rows in any order.
+
+    Rows are put in (session, time) order first, ties keeping their order in the table.
+    """
     frame = events.sort_values(["session_id", "timestamp"], kind="stable").reset_index(drop=True)
     frame["top"] = top_level(frame["category"])
     sessions = frame["session_id"].to_numpy()
