@@ -1,0 +1,214 @@
+"""A partner's privacy budget ledger: what it has spent, across runs, that it will not exceed.
+
+Each partner keeps one ledger file on its own premises. Differential privacy charges it (ε, δ)
+per run before the partner trains; a charge that would take the totals past the configured
+budget is refused with :class:`BudgetExceededError`. Runs compose by simple addition of ε and δ:
+loose, but valid for any mix of mechanisms, accountants and runs; a run's own accountant may
+compose tighter inside the run before it charges.
+
+Storage: append-only JSON lines, each carrying the SHA-256 of its own content and its sequence
+number, appended and fsynced while an exclusive ``flock`` is held over the check and the write
+(two runs on one partner cannot both spend the last ε). A crash can only leave a last line
+without its newline: that torn line is a charge that never returned, so it is ignored when read
+and cut off before the next append. Any other damage (a bad checksum, a missing or repeated
+sequence number) is :class:`LedgerCorruptError`: a ledger that may have lost spending must stop
+the partner rather than let it spend again. The same file records erasures (`erasure.py`), so
+a regulator reads one history of what the partner did with its users' data.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from fedpath.privacy.durable import append_line, canonical_json, fsync_dir, sha256_hex, utc_now
+from fedpath.privacy.errors import BudgetExceededError, LedgerCorruptError
+
+CHARGE = "charge"
+ERASURE = "erasure"
+RELATIVE_SLACK = 1e-9  # float sums of many small charges may exceed the budget by rounding only
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    seq: int
+    time: str  # ISO 8601, UTC
+    kind: str  # CHARGE or ERASURE
+    data: dict[str, Any]
+
+
+class LedgerLog:
+    """The crash-safe, append-only file under a ledger (module doc), without budget policy."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    def entries(self) -> list[LedgerEntry]:
+        """Every complete entry, checked; an absent file is an empty ledger."""
+        if not self.path.exists():
+            return []
+        with self.path.open("rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH)
+            entries, _ = self._read(handle)
+        return entries
+
+    def append(
+        self,
+        kind: str,
+        data: Mapping[str, Any],
+        *,
+        check: Callable[[list[LedgerEntry]], None] | None = None,
+    ) -> LedgerEntry:
+        """Append one entry; ``check`` sees the entries under the same lock and may refuse."""
+        with self._locked() as handle:
+            entries, good_end = self._read(handle)
+            if check is not None:
+                check(entries)
+            os.ftruncate(handle.fileno(), good_end)  # drop a torn line a crash left
+            entry = LedgerEntry(len(entries), utc_now(), kind, dict(data))
+            body = {"seq": entry.seq, "time": entry.time, "kind": kind, "data": entry.data}
+            checksum = sha256_hex(canonical_json(body))
+            append_line(handle, canonical_json({**body, "sha256": checksum}))
+        return entry
+
+    @contextmanager
+    def _locked(self) -> Iterator[BinaryIO]:
+        created = not self.path.exists()
+        with self.path.open("a+b") as handle:
+            if created:
+                fsync_dir(self.path.parent)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield handle
+
+    def _read(self, handle: BinaryIO) -> tuple[list[LedgerEntry], int]:
+        """The checked entries and the byte offset just after the last complete line."""
+        handle.seek(0)
+        data = handle.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        entries = [self._parse(line, number) for number, line in enumerate(complete.splitlines())]
+        return entries, len(complete)
+
+    def _parse(self, line: bytes, seq: int) -> LedgerEntry:
+        where = f"{self.path}: line {seq + 1}"
+        try:
+            record = json.loads(line)
+            body = {k: record[k] for k in ("seq", "time", "kind", "data")}
+            stored = record["sha256"]
+        except (ValueError, TypeError, KeyError) as error:
+            raise LedgerCorruptError(
+                f"{where}: must be a JSON ledger entry, got {error}; the ledger cannot be trusted"
+            ) from None
+        if sha256_hex(canonical_json(body)) != stored:
+            raise LedgerCorruptError(
+                f"{where}: field sha256 must match the entry's content, got a mismatch "
+                f"(the entry was altered); the ledger cannot be trusted"
+            )
+        if body["seq"] != seq:
+            raise LedgerCorruptError(
+                f"{where}: field seq must be {seq}, got {body['seq']} (an entry was removed or "
+                f"moved); the ledger cannot be trusted"
+            )
+        return LedgerEntry(seq, body["time"], body["kind"], body["data"])
+
+
+class PrivacyLedger:
+    """One partner's (ε, δ) budget over all its runs, kept in ``path`` (module doc)."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        budget_epsilon: float,
+        delta: float,
+        *,
+        partner: str | None = None,
+    ) -> None:
+        if not _finite(budget_epsilon) or budget_epsilon < 0:
+            raise ValueError(f"budget_epsilon must be a finite number >= 0, got {budget_epsilon!r}")
+        if not _finite(delta) or not 0 <= delta < 1:
+            raise ValueError(f"delta must be a number in [0, 1), got {delta!r}")
+        self.log = LedgerLog(path)
+        self.budget_epsilon = float(budget_epsilon)
+        self.budget_delta = float(delta)
+        self.partner = partner or self.log.path.stem
+        self.log.entries()  # a corrupt ledger refuses at opening, before anyone relies on it
+
+    def spent(self) -> float:
+        """ε spent so far, over every run this partner ever charged."""
+        return _total(self.charges(), "epsilon")
+
+    def spent_delta(self) -> float:
+        return _total(self.charges(), "delta")
+
+    def remaining(self) -> float:
+        return max(self.budget_epsilon - self.spent(), 0.0)
+
+    def can_afford(self, epsilon: float, delta: float = 0.0) -> bool:
+        """Whether a charge of (ε, δ) would be accepted now."""
+        _check_cost(epsilon, delta)
+        return self._refusal(self.charges(), epsilon, delta) is None
+
+    def charge(self, run_id: str, epsilon: float, delta: float, note: str = "") -> LedgerEntry:
+        """Record that ``run_id`` spends (ε, δ), or refuse with :class:`BudgetExceededError`."""
+        if not isinstance(run_id, str) or not run_id:
+            raise ValueError(f"run_id must be a non-empty string, got {run_id!r}")
+        _check_cost(epsilon, delta)
+
+        def refuse_over_budget(entries: list[LedgerEntry]) -> None:
+            refusal = self._refusal([e for e in entries if e.kind == CHARGE], epsilon, delta)
+            if refusal is not None:
+                raise refusal
+
+        data = {
+            "partner": self.partner,
+            "run_id": run_id,
+            "epsilon": float(epsilon),
+            "delta": float(delta),
+            "note": note,
+        }
+        return self.log.append(CHARGE, data, check=refuse_over_budget)
+
+    def charges(self) -> list[LedgerEntry]:
+        return [e for e in self.log.entries() if e.kind == CHARGE]
+
+    def erasures(self) -> list[LedgerEntry]:
+        return [e for e in self.log.entries() if e.kind == ERASURE]
+
+    def _refusal(
+        self, charges: list[LedgerEntry], epsilon: float, delta: float
+    ) -> BudgetExceededError | None:
+        for unit, budget, requested in (
+            ("epsilon", self.budget_epsilon, epsilon),
+            ("delta", self.budget_delta, delta),
+        ):
+            spent = _total(charges, unit)
+            if spent + requested > budget * (1 + RELATIVE_SLACK):
+                return BudgetExceededError(
+                    partner=self.partner,
+                    budget=budget,
+                    spent=spent,
+                    requested=requested,
+                    unit=unit,
+                )
+        return None
+
+
+def _total(charges: list[LedgerEntry], unit: str) -> float:
+    return math.fsum(e.data[unit] for e in charges)
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_cost(epsilon: float, delta: float) -> None:
+    if not _finite(epsilon) or epsilon < 0:
+        raise ValueError(f"epsilon must be a finite number >= 0, got {epsilon!r}")
+    if not _finite(delta) or not 0 <= delta < 1:
+        raise ValueError(f"delta must be a number in [0, 1), got {delta!r}")
