@@ -47,8 +47,10 @@ class FunnelSettings:
     channels: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.channels is not None and len(set(self.channels)) != len(self.channels):
-            raise ConfigError(f"funnel.channels must be distinct, got {list(self.channels)}")
+        if self.channels is not None:
+            object.__setattr__(self, "channels", tuple(self.channels))  # YAML gives a list
+            if len(set(self.channels)) != len(self.channels):
+                raise ConfigError(f"funnel.channels must be distinct, got {list(self.channels)}")
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class FaultSettings:
     attack_factor: float = 10.0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "hostile_partners", tuple(self.hostile_partners))  # YAML: list
         if not 0 <= self.dropout_fraction < 1:
             raise ConfigError(
                 f"faults.dropout_fraction must be in [0, 1), got {self.dropout_fraction!r}"

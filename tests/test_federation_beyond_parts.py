@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from federation_paths import N_ITEMS, TINY_GRU, paths, walk_split
 from flwr.common import (
     Array,
@@ -58,6 +59,31 @@ from fedpath.server.recorder import RoundRecorder
 from fedpath.simulations.partition import PartitionConfig, Partner, partition
 
 # ------------------------------------------------------------------------------- config
+
+REPO = Path(__file__).resolve().parents[1]
+GROUPS = {
+    "funnel": FunnelSettings,
+    "gate": GateSettings,
+    "faults": FaultSettings,
+    "personalization": PersonalizationSettings,
+}
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for group in GROUPS for p in (REPO / "conf" / group).glob("*.yaml")),
+    ids=lambda p: f"{p.parent.name}/{p.name}",
+)
+def test_every_config_file_builds_its_settings(path: Path):
+    # Execute
+    settings = GROUPS[path.parent.name](**yaml.safe_load(path.read_text()))
+    # Assert: a federation accepts them, and "off" files turn their feature off
+    FederationConfig(model="gru4rec", **{path.parent.name: settings})
+    if path.stem in ("off", "none"):
+        assert not getattr(settings, "enabled", False)
+        assert not getattr(settings, "epochs", 0)
+        assert not getattr(settings, "dropout_fraction", 0.0)
+        assert not getattr(settings, "hostile_partners", ())
 
 
 @pytest.mark.parametrize(
