@@ -14,6 +14,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from fedpath.privacy.commands import audit_command, partner_command
+
 if TYPE_CHECKING:
     from fedpath.pipeline import PreparedData
     from fedpath.training import TrainSettings
@@ -26,6 +28,8 @@ commands:
   train      train one model on one log, centralized (the ceiling federation is compared with)
   simulate   federate N simulated partners (Flower, SecAgg+ on) beside centralized and local-only
   synth      write a synthetic shopping-path log calibrated on real ones (labelled synthetic)
+  audit      verify a run's hash-chained audit trail (`fedpath audit verify RUN`)
+  partner    a partner's own data: erase a user from its store (`fedpath partner forget USER`)
 
 examples:
   fedpath train model=gru4rec data=diginetica
@@ -33,6 +37,9 @@ examples:
   fedpath simulate strategy=fedprox partners=10 partition=dirichlet partition.alpha=0.3 rounds=10
   fedpath simulate -m strategy=fedavg,fedprox secagg=on,off
   fedpath synth synth.n_sessions=5000 out=runs/synth.csv
+  fedpath train data=rees46 data.pseudonymize=true data.pseudonym_key_path=partner.key
+  fedpath audit verify runs/simulate-rees46-markov-sum-20260101-120000
+  fedpath partner forget 541312140 --store events.csv --ledger privacy-ledger.jsonl
   fedpath train --help        (every config group and key of a command)
 """
 
@@ -70,6 +77,8 @@ def _prepare(cfg: DictConfig, run_dir: Path) -> PreparedData:
         format=cfg.data.format,
         n_sessions=cfg.data.n_sessions,
         complete_sessions=bool(cfg.data.complete_sessions),
+        pseudonymize=bool(cfg.data.pseudonymize),
+        pseudonym_key_path=Path(key_path) if (key_path := cfg.data.pseudonym_key_path) else None,
     )
     return prepare(source, ProtocolConfig(**_plain(cfg.protocol)), run_dir, seed=int(cfg.seed))
 
@@ -147,6 +156,8 @@ COMMANDS: dict[str, Callable[[], None]] = {
     "train": _train,
     "simulate": _simulate,
     "synth": _synth,
+    "audit": audit_command,
+    "partner": partner_command,
 }
 
 

@@ -18,6 +18,8 @@ from fedpath.data.loader import LoadedLog, load_events
 from fedpath.data.protocol import ProtocolConfig, apply_protocol
 from fedpath.data.sessionize import sessionize
 from fedpath.metrics.funnel import Funnel, funnel
+from fedpath.privacy.keys import pseudonym_key
+from fedpath.privacy.pseudonymize import pseudonymize
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,10 @@ class DataSource:
     # True where the log holds whole sessions (no time-window cut): every last event is an exit,
     # so the protocol's censoring of sessions near the log's end must not apply.
     complete_sessions: bool = False
+    # True to replace user and session ids by keyed pseudonyms as the log is loaded, so no raw id
+    # reaches any later step; the key is read from pseudonym_key_path, else $FEDPATH_PSEUDONYM_KEY.
+    pseudonymize: bool = False
+    pseudonym_key_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,13 @@ def prepare(
 ) -> PreparedData:
     """Load, quarantine, sessionize, split and cut prefixes; malformed rows go beside the run."""
     path = resolve_source(source, run_dir, seed=seed)
-    loaded = load_events(path, fmt=source.format, quarantine_path=run_dir / "quarantine.jsonl")
+    key = pseudonym_key(source.pseudonym_key_path) if source.pseudonymize else None
+    # Quarantined rows are raw records, ids included: under pseudonymization they stay out of the
+    # run folder, in a private temporary file whose path is logged.
+    quarantine = None if key else run_dir / "quarantine.jsonl"
+    loaded = load_events(path, fmt=source.format, quarantine_path=quarantine)
+    if key is not None:
+        loaded = replace(loaded, events=pseudonymize(loaded.events, key))
     if loaded.n_quarantined:
         log.warning(
             "%s: %d malformed rows quarantined in %s",

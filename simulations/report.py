@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 from fedpath.models.weights_io import save_weights
 from fedpath.pipeline import PreparedData
 from fedpath.plots import plot_curves
+from fedpath.privacy.lineage import write_simulation_audit
 from fedpath.report import HEADLINE_METRICS, markdown_table
 from fedpath.runfolder import write_json, write_rows_csv
 from fedpath.simulations.experiment import HEADLINE, ExperimentResult, ExperimentSettings
@@ -64,6 +65,7 @@ def write_simulation_run(
     )
     _plot_partner_spread(result, run_dir / "partners.png")
     (run_dir / "report.md").write_text(_report(data, settings, result))
+    write_simulation_audit(data, settings, result, run_dir)
 
 
 def _plot_partner_spread(result: ExperimentResult, path: Path) -> None:

@@ -1,0 +1,68 @@
+"""`fedpath audit` and `fedpath partner`: the privacy subcommands, plain argparse over privacy/.
+
+Unlike train or simulate they take no Hydra config: each acts on one file a person names, and
+exits non-zero with the reason on stderr when it refuses, so scripts and CI can rely on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from fedpath.errors import FedpathError
+
+
+def audit_command() -> None:
+    """``fedpath audit verify RUN [--head HASH]``."""
+    parser = argparse.ArgumentParser(prog="fedpath audit", description="Audit trails of runs.")
+    actions = parser.add_subparsers(dest="action", required=True)
+    verify = actions.add_parser("verify", help="check a run's hash chain and head; exit 1 if not")
+    verify.add_argument("run", type=Path, help="run folder, or its audit.jsonl")
+    verify.add_argument("--head", help="head hash kept outside the run folder, to compare with")
+    args = parser.parse_args()
+
+    from fedpath.privacy.audit import AUDIT_FILE, verify_audit
+
+    path = args.run / AUDIT_FILE if args.run.is_dir() else args.run
+    try:
+        entries = verify_audit(path, expected_head=args.head)
+    except FedpathError as error:
+        _fail(f"audit trail BROKEN: {error}")
+    head = entries[-1].hash if entries else "(empty)"
+    print(f"audit trail intact: {len(entries)} entries in {path}\nhead: {head}")
+
+
+def partner_command() -> None:
+    """``fedpath partner forget USER --store PATH --ledger PATH [--key PATH]``."""
+    parser = argparse.ArgumentParser(prog="fedpath partner", description="A partner's own data.")
+    actions = parser.add_subparsers(dest="action", required=True)
+    forget = actions.add_parser("forget", help="erase a user from the store; record it")
+    forget.add_argument("user", help="the user's id as the store holds it")
+    forget.add_argument("--store", type=Path, required=True, help="canonical events CSV/Parquet")
+    forget.add_argument("--ledger", type=Path, required=True, help="the partner's privacy ledger")
+    forget.add_argument(
+        "--key", type=Path, help="pseudonymization key file (default: $FEDPATH_PSEUDONYM_KEY)"
+    )
+    args = parser.parse_args()
+
+    from fedpath.privacy.erasure import forget_user
+    from fedpath.privacy.keys import pseudonym_key
+
+    try:
+        erasure = forget_user(
+            args.store, args.user, ledger=args.ledger, key=pseudonym_key(args.key)
+        )
+    except FedpathError as error:
+        _fail(f"erasure refused: {error}")
+    print(
+        f"erased user {erasure.user}: {erasure.events_removed} events in "
+        f"{erasure.sessions_removed} sessions removed from {args.store} "
+        f"({erasure.events_kept} kept); recorded as entry {erasure.entry.seq} of {args.ledger}"
+    )
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"fedpath: {message}", file=sys.stderr)
+    raise SystemExit(1)
