@@ -1,9 +1,10 @@
-"""One partner as a Flower ``NumPyClient``: local training and local evaluation, nothing else.
+"""One partner as a Flower ``NumPyClient``: local training, local evaluation, and its funnel
+counts for the secure sum, nothing else.
 
 A ``NumPyClient`` (Flower's legacy client) because ``secaggplus_mod`` reads the reply as a
-legacy ``FitRes``; see docs/federation.md. What leaves the partner: weights (masked under
-SecAgg+), its number of training cases (its weight in the mean; 1 for count models), its
-partner index and its metrics.
+legacy ``FitRes``; see docs/federation.md. What leaves the partner: weights or funnel counts
+(masked under SecAgg+), its number of training cases (its weight in the mean; 1 for counts),
+its partner index and its metrics. Simulated faults (``clients/faults.py``) strike in ``fit``.
 """
 
 from __future__ import annotations

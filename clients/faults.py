@@ -14,8 +14,6 @@ import numpy as np
 
 from fedpath.errors import FedpathError
 
-NO_DROPOUTS: frozenset[tuple[int, int]] = frozenset()
-
 
 class PartnerDropout(FedpathError):
     """Raised by a partner planned to fail: to Flower it is a client that died mid-round."""
@@ -25,7 +23,7 @@ class PartnerDropout(FedpathError):
 class FaultPlan:
     """Which partner fails in which round, and which partners poison their updates."""
 
-    dropouts: frozenset[tuple[int, int]] = NO_DROPOUTS  # (round, partner)
+    dropouts: frozenset[tuple[int, int]] = frozenset()  # (round, partner)
     hostile: frozenset[int] = frozenset()
     attack: str = "scale"
     factor: float = 10.0

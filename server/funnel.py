@@ -46,6 +46,7 @@ class FunnelRound:
         self.result: FederatedFunnel | None = None
 
     def __call__(self, grid: Grid, context: Context, weights: list[np.ndarray]) -> None:
+        """Sum the partners' counts; ``weights`` (the trained model) play no part."""
         config: dict[str, Scalar] = {
             TASK: FUNNEL_TASK,
             COUNT_SCALE: self.scale,
