@@ -21,6 +21,7 @@ import argparse
 import math
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +34,7 @@ from typing import Any
 
 import numpy as np
 from common import (
+    REPO,
     RESULTS,
     data_source,
     peak_rss_mb,
@@ -131,13 +133,23 @@ class Job:
 
 
 def make_jobs(
-    logs: Sequence[str], models: Sequence[str], seeds: Sequence[int], *, quick: bool
+    logs: Sequence[str],
+    models: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    quick: bool,
+    threads: int | None = None,
 ) -> list[Job]:
-    """Compose each (log, model) config as `fedpath train data=<log> model=<model>` would."""
+    """Compose each (log, model) config as `fedpath train data=<log> model=<model>` would.
+
+    ``threads`` overrides ``train.threads``: on a machine whose cores are busy with other work,
+    torch's intra-op threads wait on each other and one thread trains several times faster.
+    """
+    extra = [] if threads is None else [f"train.threads={threads}"]
     jobs = []
     for log in logs:
         for model in models:
-            cfg = train_config([f"data={log}", f"model={model}"])
+            cfg = train_config([f"data={log}", f"model={model}", *extra])
             params = plain(cfg.model)
             params.pop("name")
             if quick and "epochs" in params:
@@ -322,7 +334,7 @@ def _cell(stat: dict[str, float], digits: int = 3) -> str:
 
 def _table_row(row: dict[str, Any], label: str, peer: PeerFigure | None) -> dict[str, str]:
     ours = [_cell(row[m]) for m in METRICS]
-    costs = [_cell(row["train_seconds"], 1), _cell(row["peak_mb"], 0), _cell(row["fit_mb"], 0)]
+    costs = [_cell(row["train_seconds"], 2), _cell(row["peak_mb"], 0), _cell(row["fit_mb"], 1)]
     theirs = ["—"] * 6
     if peer is not None:
         ratio = row["recall@20"]["mean"] / peer.metric("recall@20")
@@ -379,9 +391,9 @@ def markdown_report(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str
     return "\n\n".join(
         [
             f"# Core models on the real samples{quick}",
-            f"`{meta['command']}` — {meta['date']}, {meta['machine']}, torch threads "
-            f"{meta['threads']}; seeds {meta['seeds']} for neural models (mean ± sample std), "
-            "count models are deterministic (one run).",
+            f"`{meta['command']}` at {meta['revision']} — {meta['date']}, {meta['machine']}, "
+            f"torch threads {meta['threads']}; seeds {meta['seeds']} for neural models "
+            "(mean ± sample std), count models are deterministic (one run).",
             markdown_table(table_rows(rows), COLUMNS),
             "\n".join(f"- {line}" for line in standing_lines(rows)),
             "Peer: RecBole 1.2.1 figures from ../shared/notes/evaluation-protocol.md (test split); "
@@ -400,6 +412,19 @@ MEMORY_NOTE = (
 
 
 # ---------------------------------------------------------------------------------- main
+def revision() -> str:
+    """The commit measured, flagged when model code or model config differed from it."""
+    git = ["git", "-C", str(REPO)]
+    sha = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    changed = subprocess.run(
+        [*git, "status", "--porcelain", "--", "core/models", "conf/model"],
+        capture_output=True,
+        text=True,
+    )
+    dirty = " + uncommitted changes in core/models or conf/model" if changed.stdout else ""
+    return sha.stdout.strip() + dirty
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--logs", nargs="+", choices=LOGS, default=list(LOGS))
@@ -408,6 +433,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help=f"first seed only, {QUICK_EPOCHS} epochs"
     )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: train.threads)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the JSON and .md")
     return parser.parse_args(argv)
 
@@ -415,12 +443,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     seeds = args.seeds[:1] if args.quick else args.seeds
-    jobs = make_jobs(args.logs, args.models, seeds, quick=args.quick)
+    jobs = make_jobs(args.logs, args.models, seeds, quick=args.quick, threads=args.threads)
     runs = run_isolated(jobs)
     rows = summarize(runs)
     meta = {
         "command": " ".join(["benchmarks/core_models.py", *(argv or sys.argv[1:])]),
         "date": time.strftime("%Y-%m-%d %H:%M"),
+        "revision": revision(),
         "machine": f"{platform.machine()} {platform.system()}, {len(os.sched_getaffinity(0))} CPUs",
         "threads": jobs[0].threads if jobs else None,
         "seeds": seeds,
