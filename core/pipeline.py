@@ -76,7 +76,7 @@ def prepare(
     key = pseudonym_key(source.pseudonym_key_path) if source.pseudonymize else None
     # Quarantined rows are raw records, ids included: under pseudonymization they stay out of the
     # run folder, in a private temporary file whose path is logged.
-    quarantine = None if key else run_dir / "quarantine.jsonl"
+    quarantine = run_dir / "quarantine.jsonl" if key is None else None
     loaded = load_events(path, fmt=source.format, quarantine_path=quarantine)
     if key is not None:
         loaded = replace(loaded, events=pseudonymize(loaded.events, key))

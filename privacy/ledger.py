@@ -92,8 +92,8 @@ class LedgerLog:
         handle.seek(0)
         data = handle.read()
         complete = data[: data.rfind(b"\n") + 1]
-        entries = [self._parse(line, number) for number, line in enumerate(complete.splitlines())]
-        return entries, len(complete)
+        lines = complete.split(b"\n")[:-1]  # JSON escapes "\r" in strings: "\n" ends records only
+        return [self._parse(line, number) for number, line in enumerate(lines)], len(complete)
 
     def _parse(self, line: bytes, seq: int) -> LedgerEntry:
         where = f"{self.path}: line {seq + 1}"

@@ -40,6 +40,7 @@ def only_run_dir(out: Path) -> Path:
     return run_dir
 
 
+@pytest.mark.slow  # two whole train runs; the simulate test below scans a whole run by default
 def test_a_pseudonymized_train_run_holds_no_raw_id_and_the_scan_would_see_one(
     tmp_path, partner_log
 ) -> None:
