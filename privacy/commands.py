@@ -29,7 +29,7 @@ def audit_command() -> None:
     try:
         entries = verify_audit(path, expected_head=args.head)
     except FedpathError as error:
-        _fail(f"audit trail BROKEN: {error}")
+        _fail(f"audit verification failed: {error}")
     head = entries[-1].hash if entries else "(empty)"
     print(f"audit trail intact: {len(entries)} entries in {path}\nhead: {head}")
 
