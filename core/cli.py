@@ -14,7 +14,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from fedpath.privacy.commands import audit_command, partner_command
+from fedpath.clients.daemon import partner_command
+from fedpath.privacy.commands import audit_command
+from fedpath.server.commands import coordinator_command, provision_command, status_command
 
 if TYPE_CHECKING:
     from fedpath.pipeline import PreparedData
@@ -29,7 +31,11 @@ commands:
   simulate   federate N simulated partners (Flower, SecAgg+ on) beside centralized and local-only
   synth      write a synthetic shopping-path log calibrated on real ones (labelled synthetic)
   audit      verify a run's hash-chained audit trail (`fedpath audit verify RUN`)
-  partner    a partner's own data: erase a user from its store (`fedpath partner forget USER`)
+  partner    run a partner (`--bundle DIR --data PATH`: SuperNode + /predict) or erase a user
+             from its store (`fedpath partner forget USER`)
+  provision  create a federation's CA, coordinator TLS identity and partner bundles
+  coordinator  run the coordinator: SuperLink (TLS, node auth), training campaigns, /metrics
+  status     the federation: partners, rounds, promoted model (`fedpath status --workspace DIR`)
 
 examples:
   fedpath train model=gru4rec data=diginetica
@@ -40,6 +46,10 @@ examples:
   fedpath train data=rees46 data.pseudonymize=true data.pseudonym_key_path=partner.key
   fedpath audit verify runs/simulate-rees46-markov-sum-20260101-120000
   fedpath partner forget 541312140 --store events.csv --ledger privacy-ledger.jsonl
+  fedpath provision project.yaml --out kit
+  fedpath coordinator --workspace kit/coordinator --rounds 5
+  fedpath partner --bundle kit/partners/alpha --data events.csv --serve-port 8080
+  fedpath status --workspace kit/coordinator
   fedpath train --help        (every config group and key of a command)
 """
 
@@ -158,6 +168,9 @@ COMMANDS: dict[str, Callable[[], None]] = {
     "synth": _synth,
     "audit": audit_command,
     "partner": partner_command,
+    "provision": provision_command,
+    "coordinator": coordinator_command,
+    "status": status_command,
 }
 
 

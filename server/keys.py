@@ -28,3 +28,9 @@ PARTNER = "partner"  # which partner answered: lets the server say who took part
 TRAIN_LOSS = "train_loss"
 N_CASES = "n_cases"  # also a key of fedpath.evaluate's metrics
 N_ITEM_CASES = "n_item_cases"  # idem
+
+# Server -> partner (evaluate config of a deployment's publish round, server/publish.py): the
+# promoted model travels as the round's parameters, these say what it is.
+PUBLISH_VERSION = "publish-version"  # registry version number; absent = an ordinary evaluation
+PUBLISH_CARD = "publish-card"  # JSON: the version's card (campaign, round, lineage, metrics)
+PUBLISH_DECISION = "publish-decision"  # JSON: the champion / challenger decision that promoted it

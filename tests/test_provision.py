@@ -49,9 +49,11 @@ def mode(path: Path) -> int:
 
 def test_every_private_key_is_owner_only(kit) -> None:
     # Prepare
-    secrets = [kit.authority / "ca.key", kit.coordinator / "tls" / "coordinator.key"]
+    coordinator = kit.coordinator
+    secrets = [kit.authority / "ca.key", coordinator / "tls" / "coordinator.key"]
+    secrets.append(coordinator / "model.key")
     for bundle in kit.partners.values():
-        secrets += [bundle / "partner.key", bundle / "item.key"]
+        secrets += [bundle / "partner.key", bundle / "item.key", bundle / "model.key"]
 
     # Execute
     modes = {str(p): mode(p) for p in secrets}
@@ -111,11 +113,14 @@ def test_bundles_hold_their_own_identity_and_the_shared_item_key_only(kit) -> No
     ]
     assert {b.coordinator for b in bundles.values()} == {"coord.example.org:9443"}
     assert len({b.item_key.read_bytes() for b in bundles.values()}) == 1
+    model_keys = {b.model_key.read_bytes() for b in bundles.values()}
+    assert len(model_keys | {workspace.model_key.read_bytes()}) == 4  # one per side
     assert not list(kit.coordinator.rglob("item.key"))
     assert {b.federation.digest for b in bundles.values()} == {workspace.federation.digest}
     assert sorted(p.name for p in bundles["alpha"].root.iterdir()) == [
         "ca.crt",
         "item.key",
+        "model.key",
         "partner.key",
         "partner.pub",
         "partner.yaml",

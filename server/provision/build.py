@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedpath.errors import ConfigError
+from fedpath.privacy.keys import AES_KEY_BYTES
 from fedpath.server.provision import layout, pki
 from fedpath.server.provision.project import PartnerSpec, Project
 
@@ -74,6 +75,7 @@ def _partner(folder: Path, project: Project, partner: PartnerSpec, ca_cert: byte
     folder.mkdir(mode=0o700, parents=True)
     private, public = pki.openssh_key_pair()
     pki.write_private(folder / layout.PARTNER_KEY, private)
+    pki.write_private(folder / layout.MODEL_KEY, os.urandom(AES_KEY_BYTES))
     (folder / layout.PARTNER_PUBLIC_KEY).write_bytes(public)
     (folder / layout.CA_CERT).write_bytes(ca_cert)
     layout.write_yaml(
@@ -112,6 +114,7 @@ def _coordinator(
     (tls / layout.CA_CERT).write_bytes(ca_cert)
     (tls / layout.COORDINATOR_CERT).write_bytes(pki.pem_certificate(certificate))
     pki.write_private(tls / layout.COORDINATOR_KEY, pki.pem_private_key(key))
+    pki.write_private(folder / layout.MODEL_KEY, os.urandom(AES_KEY_BYTES))
     listing = []
     for name, public in public_keys.items():
         (keys / f"{name}.pub").write_bytes(public)

@@ -5,6 +5,9 @@
 * a partner's bundle: its node key pair, the CA certificate, the coordinator's address, the
   partners' shared item key and ``partner.yaml``.
 
+Each side also gets its own ``model.key``: the AES-256 key its checkpoints and models are
+encrypted with at rest (``fedpath.privacy.crypto``); it never leaves that side.
+
 File names live here only, so the writer (``build``) and the readers (coordinator, daemon)
 cannot drift apart.
 """
@@ -33,6 +36,7 @@ COORDINATOR_KEY = "coordinator.key"
 PARTNER_KEY = "partner.key"
 PARTNER_PUBLIC_KEY = "partner.pub"
 ITEM_KEY = "item.key"
+MODEL_KEY = "model.key"  # AES-256 key of this side's checkpoints and models at rest
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,10 @@ class Workspace:
     def private_key(self) -> Path:
         return self.root / TLS / COORDINATOR_KEY
 
+    @property
+    def model_key(self) -> Path:
+        return self.root / MODEL_KEY
+
 
 @dataclass(frozen=True)
 class Bundle:
@@ -93,6 +101,10 @@ class Bundle:
     @property
     def item_key(self) -> Path:
         return self.root / ITEM_KEY
+
+    @property
+    def model_key(self) -> Path:
+        return self.root / MODEL_KEY
 
 
 def write_yaml(path: Path, header: str, data: Mapping[str, Any]) -> Path:
@@ -124,7 +136,9 @@ def load_workspace(root: Path) -> Workspace:
             f"{source}: must hold project, port, address, federation and partners "
             f"as written by fedpath provision, got an error at {error!r}"
         ) from None
-    _require_files(source, workspace.ca_cert, workspace.certificate, workspace.private_key)
+    _require_files(
+        source, workspace.ca_cert, workspace.certificate, workspace.private_key, workspace.model_key
+    )
     _require_files(source, *(p.public_key for p in workspace.partners))
     return workspace
 
@@ -150,7 +164,7 @@ def load_bundle(root: Path) -> Bundle:
             f"{source}: must hold project, partner (name, index, of), coordinator and "
             f"federation as written by fedpath provision, got an error at {error!r}"
         ) from None
-    _require_files(source, bundle.private_key, bundle.ca_cert, bundle.item_key)
+    _require_files(source, bundle.private_key, bundle.ca_cert, bundle.item_key, bundle.model_key)
     return bundle
 
 

@@ -1,0 +1,291 @@
+"""``fedpath partner --bundle DIR --data PATH``: one partner, running for as long as it is needed.
+
+The daemon prepares the partner's log once (``local_data``), starts its prediction server, and
+keeps a Flower SuperNode connected to the coordinator: ``flower-supernode`` with the bundle's CA
+certificate (TLS) and node key (authentication), its node config pointing at the runtime file the
+ClientApp reads. Flower retries a lost connection on its own; when the SuperNode *exits* (the
+coordinator refused its key, its certificate did not verify, it gave up), the daemon logs why
+and starts it again after a backoff that doubles up to ``backoff_max``. The log never leaves:
+only model updates (masked under SecAgg+) and metrics do, through Flower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from fedpath.errors import FedpathError
+
+if TYPE_CHECKING:  # the command module stays light: `fedpath` imports it on every call
+    from fedpath.clients.serving import PredictionService, ServingSettings
+    from fedpath.server.provision.layout import Bundle
+
+log = logging.getLogger(__name__)
+
+MODELS = "models"
+RUNTIME = "runtime.json"
+SUPERNODE_LOG = "supernode.log"
+HEALTHY_S = 60.0  # a SuperNode that ran this long before exiting resets the backoff
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+REASON = re.compile(r"ERROR|Failed|\[code: \d+\]|SSL|refused", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SupernodeSettings:
+    runtime_port: int = 9094
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+
+
+@dataclass(frozen=True)
+class PartnerSettings:
+    serving: ServingSettings
+    supernode: SupernodeSettings
+    threads: int = 1
+    ks: tuple[int, ...] = (5, 10, 20)
+    format: str | None = None
+    complete_sessions: bool = False
+
+
+def partner_settings(raw: dict[str, Any]) -> PartnerSettings:
+    """Typed settings from the merged ``conf/partner.yaml``."""
+    from fedpath.clients.drift import DriftSettings
+    from fedpath.clients.serving import ServingSettings
+
+    return PartnerSettings(
+        serving=ServingSettings(**raw["serving"], drift=DriftSettings(**raw["drift"])),
+        supernode=SupernodeSettings(**raw["supernode"]),
+        threads=int(raw["training"]["threads"]),
+        ks=tuple(int(k) for k in raw["training"]["ks"]),
+        format=raw["data"]["format"],
+        complete_sessions=bool(raw["data"]["complete_sessions"]),
+    )
+
+
+def build_service(bundle: Bundle, work: Path, serving: ServingSettings) -> PredictionService:
+    """The prediction service over the partner's prepared work folder."""
+    from fedpath.clients.local_data import CASES, CATALOG, load_catalog
+    from fedpath.clients.serving import open_service
+    from fedpath.clients.store import load_partner
+    from fedpath.data.hashing import ItemHasher
+    from fedpath.privacy.keys import model_key
+
+    contract = bundle.federation
+    cases = load_partner(work / CASES, bundle.index)
+    held_out = cases["test"] if len(cases["test"]) else cases["valid"]
+    return open_service(
+        work / MODELS,
+        model_key=model_key(bundle.model_key),
+        hasher=ItemHasher(bundle.item_key.read_bytes(), contract.item_buckets),
+        catalog=load_catalog(work / CATALOG, contract.item_buckets),
+        reference=held_out if len(held_out) else None,
+        settings=serving,
+        max_len=contract.max_len,
+    )
+
+
+def supernode_command(bundle: Bundle, runtime: Path, settings: SupernodeSettings) -> list[str]:
+    """The ``flower-supernode`` invocation: TLS to the coordinator, node authentication."""
+    from fedpath.clients.deployed_app import RUNTIME_KEY
+    from fedpath.server.keys import PARTITION_ID
+
+    node_config = (
+        f"{PARTITION_ID}={bundle.index} num-partitions={bundle.n_partners} "
+        f'{RUNTIME_KEY}="{runtime}"'
+    )
+    return [
+        str(Path(sys.executable).with_name("flower-supernode")),
+        "--superlink",
+        bundle.coordinator,
+        "--root-certificates",
+        str(bundle.ca_cert),
+        "--auth-supernode-private-key",
+        str(bundle.private_key),
+        "--node-config",
+        node_config,
+        "--port",
+        str(settings.runtime_port),
+    ]
+
+
+def flower_env() -> dict[str, str]:
+    """The environment Flower's processes need: they start ``flower-superexec`` and
+    ``flwr-clientapp`` by name, so this interpreter's scripts folder must be on PATH."""
+    scripts = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": f"{scripts}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+class SupernodeSupervisor:
+    """Runs the SuperNode and starts it again, with backoff, whenever it exits."""
+
+    def __init__(self, command: list[str], log_path: Path, settings: SupernodeSettings) -> None:
+        self.command = command
+        self.log_path = log_path
+        self.settings = settings
+        self.process: subprocess.Popen[str] | None = None
+        self.starts = 0
+
+    def run(self, stop: threading.Event) -> None:
+        backoff = self.settings.backoff_initial
+        while not stop.is_set():
+            started = time.monotonic()
+            code, reason = self._run_once(stop)
+            if stop.is_set():
+                return
+            if time.monotonic() - started > HEALTHY_S:
+                backoff = self.settings.backoff_initial
+            log.warning(
+                "SuperNode exited with code %s: %s; starting it again in %.0f s",
+                code,
+                reason or "no reason given",
+                backoff,
+                extra={"event": "supernode_exit", "code": code, "reason": reason},
+            )
+            stop.wait(backoff)
+            backoff = min(backoff * 2, self.settings.backoff_max)
+
+    def _run_once(self, stop: threading.Event) -> tuple[int | None, str]:
+        """Run the SuperNode to its exit; return its code and the error lines it printed."""
+        self.starts += 1
+        last_lines: deque[str] = deque(maxlen=40)
+        with self.log_path.open("a") as sink:
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=flower_env(),
+            )
+            log.info(
+                "SuperNode started (pid %d)",
+                self.process.pid,
+                extra={"event": "supernode_started", "pid": self.process.pid},
+            )
+            watcher = threading.Thread(target=self._stop_on, args=(stop,), daemon=True)
+            watcher.start()
+            assert self.process.stdout is not None
+            for line in self.process.stdout:
+                sink.write(line)
+                sink.flush()
+                clean = ANSI.sub("", line).strip()
+                if clean:
+                    last_lines.append(clean)
+            code = self.process.wait()
+        reasons = [line for line in last_lines if REASON.search(line)]
+        return code, " | ".join(dict.fromkeys(reasons))
+
+    def _stop_on(self, stop: threading.Event) -> None:
+        process = self.process
+        while process is not None and process.poll() is None:
+            if stop.wait(0.5):
+                process.terminate()
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                return
+
+
+def run_partner(bundle_dir: Path, data: Path, work: Path, settings: PartnerSettings) -> None:
+    """Prepare, serve, and keep the SuperNode connected until SIGTERM / SIGINT."""
+    from fedpath.clients.local_data import CASES, prepare_local_data
+    from fedpath.clients.partner import Runtime
+    from fedpath.clients.serving import start_server
+    from fedpath.server.provision.layout import load_bundle
+
+    bundle = load_bundle(bundle_dir)
+    local = prepare_local_data(
+        bundle, data, work, fmt=settings.format, complete_sessions=settings.complete_sessions
+    )
+    log.info(
+        "partner %s prepared %s: sessions %s, cases %s",
+        bundle.name,
+        data,
+        local.sessions,
+        local.cases,
+        extra={"event": "data_prepared", "sessions": local.sessions, "cases": local.cases},
+    )
+    runtime = Runtime(
+        bundle=str(bundle.root),
+        cases=str((work / CASES).resolve()),
+        registry=str((work / MODELS).resolve()),
+        secagg=bundle.federation.secagg,
+        threads=settings.threads,
+        ks=settings.ks,
+        review_threshold=settings.serving.review_threshold,
+    ).write(work / RUNTIME)
+    server = start_server(build_service(bundle, work, settings.serving))
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    supervisor = SupernodeSupervisor(
+        supernode_command(bundle, runtime.resolve(), settings.supernode),
+        work / SUPERNODE_LOG,
+        settings.supernode,
+    )
+    try:
+        supervisor.run(stop)
+    finally:
+        server.shutdown()
+        log.info("partner %s stopped", bundle.name, extra={"event": "stopped"})
+
+
+def partner_command() -> None:
+    """``fedpath partner --bundle DIR --data PATH [--work DIR] [--config FILE] [...]``.
+
+    ``fedpath partner forget USER ...`` is the privacy subcommand of the same noun
+    (``fedpath.privacy.commands``): a partner's own data, erased from its store.
+    """
+    if sys.argv[1:2] == ["forget"]:
+        from fedpath.privacy.commands import partner_command as forget_command
+
+        forget_command()
+        return
+    parser = argparse.ArgumentParser(
+        prog="fedpath partner",
+        description="Run one partner: its SuperNode (TLS, node key) and its /predict server.",
+    )
+    parser.add_argument("--bundle", type=Path, required=True, help="the provisioned bundle")
+    parser.add_argument("--data", type=Path, required=True, help="the partner's own event log")
+    parser.add_argument("--work", type=Path, help="private work folder (default: BUNDLE/work)")
+    parser.add_argument("--config", type=Path, help="YAML overriding conf/partner.yaml")
+    parser.add_argument("--format", help="log format (default: detected)")
+    parser.add_argument("--serve-host", help="address of the /predict server")
+    parser.add_argument("--serve-port", type=int, help="port of the /predict server")
+    parser.add_argument("--runtime-port", type=int, help="the SuperNode's local Runtime API port")
+    args = parser.parse_args()
+
+    from fedpath.server.telemetry import configure_json_logging
+    from fedpath.server.yamlconf import load_service_config
+
+    configure_json_logging()
+    try:
+        raw = load_service_config("partner", args.config)
+        for section, key, value in (
+            ("serving", "host", args.serve_host),
+            ("serving", "port", args.serve_port),
+            ("supernode", "runtime_port", args.runtime_port),
+            ("data", "format", args.format),
+        ):
+            if value is not None:
+                raw[section][key] = value
+        work = args.work or args.bundle / "work"
+        run_partner(args.bundle, args.data, work, partner_settings(raw))
+    except FedpathError as error:
+        _fail(f"partner refused: {error}")
+
+
+def _fail(message: str) -> NoReturn:
+    log.error(message, extra={"event": "refused"})
+    raise SystemExit(1)

@@ -1,0 +1,51 @@
+"""The ClientApp of a deployed federation, run by each partner's SuperNode.
+
+Flower starts a fresh ``flwr-clientapp`` process for every message, so this module imports only
+Flower at the top: SecAgg+'s key-exchange and unmasking stages are answered by the mod without
+ever building the partner, and only the stages that train or evaluate pay for the model code.
+The node's ``--node-config`` names the runtime file the partner daemon wrote (bundle, prepared
+cases, local registry); the partner's log itself was prepared by the daemon and never leaves it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from flwr.app import Context, Message, MessageType
+from flwr.client import Client, ClientApp
+from flwr.client.mod import secaggplus_mod
+from flwr.clientapp.typing import ClientAppCallable
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+
+RUNTIME_KEY = "fedpath-runtime"  # node-config key: path of the daemon's runtime.json
+
+
+def runtime_path(context: Context) -> Path:
+    return Path(str(context.node_config[RUNTIME_KEY]))
+
+
+def client_fn(context: Context) -> Client:
+    from fedpath.clients.partner import load_deployed_partner
+
+    return load_deployed_partner(runtime_path(context)).to_client()
+
+
+def contract_secagg_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    """SecAgg+ exactly when the federation contract says so, whatever the coordinator asks.
+
+    Under a SecAgg+ contract a training request without SecAgg+ stages would make the partner
+    send its update in the clear; it is refused instead (the coordinator sees an error reply).
+    """
+    if not json.loads(runtime_path(context).read_text())["secagg"]:
+        return call_next(msg, context)
+    unmasked = RECORD_KEY_CONFIGS not in msg.content.config_records
+    if msg.metadata.message_type == MessageType.TRAIN and unmasked:
+        raise PermissionError(
+            "training requests must carry SecAgg+ stages under this federation's contract, "
+            "got an unmasked one: the update is not sent"
+        )
+    return secaggplus_mod(msg, context, call_next)
+
+
+app = ClientApp(client_fn=client_fn, mods=[contract_secagg_mod])

@@ -1,0 +1,426 @@
+"""A partner's local prediction service: ``POST /predict``, ``GET /health``, ``GET /metrics``.
+
+It serves the latest *promoted* model of the partner's registry folder and notices a new
+promotion without a restart (it looks at ``promoted.json`` at most once per ``reload_every``
+seconds). Requests name raw item ids; they are hashed into the federation's buckets with the
+partners' key, so the model never needs the raw catalogue, and the answer names the partner's
+own items again through its catalogue (buckets where it has no item are never recommended).
+
+A bad request gets a 4xx with a JSON reason; an unexpected failure is logged and answered 500;
+neither stops the server. Built on the standard library's ``ThreadingHTTPServer``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fedpath.clients.drift import DriftMonitor, DriftScores, DriftSettings
+from fedpath.data.containers import PAD, Cases
+from fedpath.data.hashing import ItemHasher
+from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD, NextStepModel
+from fedpath.schema import ACTION_NAMES, Action
+from fedpath.server.registry import ModelRegistry
+from fedpath.server.telemetry import Metric, prometheus_text
+
+log = logging.getLogger(__name__)
+
+REQUEST_ACTIONS = {name: int(Action[name.upper()]) for name in ("view", "cart", "purchase")}
+REFERENCE_CASES = 2000  # held-out cases the drift reference is computed on
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    top_k: int = 10  # items returned when the request does not say
+    max_k: int = 100
+    max_items: int = 500  # longest prefix accepted in one request
+    max_body_bytes: int = 64 * 1024
+    review_threshold: float = DEFAULT_REVIEW_THRESHOLD
+    reload_every: float = 1.0  # seconds between looks at the registry's promotion
+    drift: DriftSettings = field(default_factory=DriftSettings)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.top_k <= self.max_k:
+            raise ValueError(f"top_k must be in [1, max_k={self.max_k}], got {self.top_k!r}")
+        if not 0 < self.review_threshold <= 1:
+            raise ValueError(f"review_threshold must be in (0, 1], got {self.review_threshold!r}")
+
+
+class RequestError(ValueError):
+    """A request the server refuses; ``status`` is the 4xx it answers with."""
+
+    def __init__(self, status: HTTPStatus, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    buckets: np.ndarray  # [n] int64
+    actions: np.ndarray  # [n] int8
+    k: int
+
+
+def parse_request(body: bytes, hasher: ItemHasher, settings: ServingSettings) -> PredictRequest:
+    """``{"items": [...], "actions": [...]?, "k": int?}`` -> a checked request."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"body must be JSON, got {error}") from None
+    if not isinstance(data, dict):
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"body must be a JSON object, got {data!r:.80}")
+    unknown = sorted(set(data) - {"items", "actions", "k"})
+    if unknown:
+        raise RequestError(
+            HTTPStatus.BAD_REQUEST, f"keys must be among items, actions, k; got {unknown}"
+        )
+    items = data.get("items")
+    if (
+        not isinstance(items, list)
+        or not items
+        or not all(isinstance(i, str | int) and not isinstance(i, bool) for i in items)
+    ):
+        raise RequestError(
+            HTTPStatus.BAD_REQUEST, "items must be a non-empty list of item ids (strings or ints)"
+        )
+    if len(items) > settings.max_items:
+        raise RequestError(
+            HTTPStatus.BAD_REQUEST,
+            f"items must hold at most {settings.max_items} ids, got {len(items)}",
+        )
+    actions = data.get("actions", ["view"] * len(items))
+    if not isinstance(actions, list) or len(actions) != len(items):
+        raise RequestError(
+            HTTPStatus.BAD_REQUEST, "actions must be a list as long as items, one per item"
+        )
+    unknown_actions = sorted({str(a) for a in actions} - set(REQUEST_ACTIONS))
+    if unknown_actions:
+        raise RequestError(
+            HTTPStatus.BAD_REQUEST,
+            f"actions must be among {sorted(REQUEST_ACTIONS)}, got {unknown_actions}",
+        )
+    k = data.get("k", settings.top_k)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= settings.max_k:
+        raise RequestError(
+            HTTPStatus.BAD_REQUEST, f"k must be an int in [1, {settings.max_k}], got {k!r}"
+        )
+    return PredictRequest(
+        buckets=hasher.buckets([str(i) for i in items]),
+        actions=np.array([REQUEST_ACTIONS[a] for a in actions], dtype=np.int8),
+        k=k,
+    )
+
+
+def request_cases(request: PredictRequest, max_len: int) -> Cases:
+    """One prediction case from a request, cut as the protocol cuts training prefixes: runs of
+    one item collapse into one step with its strongest action, and the last ``max_len`` remain."""
+    buckets, actions = request.buckets, request.actions
+    heads = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
+    buckets, actions = buckets[heads], np.maximum.reduceat(actions, heads)
+    buckets, actions = buckets[-max_len:], actions[-max_len:]
+    prefixes = np.full((1, max_len), PAD, dtype=np.int64)
+    prefix_actions = np.full((1, max_len), PAD, dtype=np.int8)
+    prefixes[0, : len(buckets)] = buckets
+    prefix_actions[0, : len(actions)] = actions
+    return Cases(
+        prefixes=prefixes,
+        prefix_actions=prefix_actions,
+        lengths=np.array([len(buckets)], dtype=np.int64),
+        next_item=np.array([-1], dtype=np.int64),
+        next_action=np.array([-1], dtype=np.int8),
+        converts=np.array([False]),
+        session_index=np.array([0], dtype=np.int64),
+    )
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    version: int
+    model: NextStepModel
+    drift: DriftMonitor
+
+
+class ModelSource:
+    """The registry's promoted model, reloaded when ``promoted.json`` changes.
+
+    A model that fails to load is logged and the previous one keeps serving: a broken
+    publication must not take predictions down.
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        reference: Cases | None,
+        settings: ServingSettings,
+    ) -> None:
+        self.registry = registry
+        self.reference = reference
+        self.settings = settings
+        self.reloads = 0
+        self._served: ServedModel | None = None
+        self._seen: tuple[int, int] | None = None
+        self._checked = -np.inf
+        self._lock = threading.Lock()
+
+    def current(self) -> ServedModel | None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._checked >= self.settings.reload_every:
+                self._checked = now
+                self._refresh()
+            return self._served
+
+    def _refresh(self) -> None:
+        path = self.registry.root / "promoted.json"
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return
+        seen = (stat.st_mtime_ns, stat.st_size)
+        if seen == self._seen:
+            return
+        self._seen = seen
+        try:
+            promotion = self.registry.promoted()
+            if promotion is None or (self._served and self._served.version == promotion.version):
+                return
+            model = self.registry.load(promotion.version)
+        except Exception:  # any broken publication: keep the old model
+            log.exception("promoted model could not be loaded; the previous one keeps serving")
+            return
+        self._served = ServedModel(promotion.version, model, self._monitor(model))
+        self.reloads += 1
+        log.info(
+            "serving model version %d",
+            promotion.version,
+            extra={"event": "model_loaded", "version": promotion.version},
+        )
+
+    def _monitor(self, model: NextStepModel) -> DriftMonitor:
+        """Drift is judged against this model's own output on the partner's held-out cases."""
+        if self.reference is None or len(self.reference) == 0:
+            reference = np.full((1, len(ACTION_NAMES)), 1.0 / len(ACTION_NAMES))
+        else:
+            rows = np.arange(min(len(self.reference), REFERENCE_CASES))
+            reference = model.predict(self.reference.subset(rows)).action_probs
+        return DriftMonitor(reference, self.settings.drift)
+
+
+def answer(
+    served: ServedModel,
+    request: PredictRequest,
+    catalog: list[str | None],
+    settings: ServingSettings,
+    max_len: int,
+) -> tuple[dict[str, Any], DriftScores]:
+    """The prediction for one request, and the drift verdict after it."""
+    predictions = served.model.predict(request_cases(request, max_len))
+    scores = predictions.item_scores[0].astype(np.float64)
+    local = np.array([item is not None for item in catalog])
+    scores[~local] = -np.inf  # only the partner's own items can be recommended
+    k = min(request.k, int(local.sum()))
+    top = np.argsort(-scores, kind="stable")[:k]
+    probs = predictions.action_probs[0]
+    confidence = float(predictions.confidence[0])
+    drift = served.drift.observe(predictions.action_probs)
+    body = {
+        "model_version": served.version,
+        "next_items": [
+            {"item": catalog[b], "bucket": int(b), "score": float(scores[b])} for b in top
+        ],
+        "next_action": {name: float(p) for name, p in zip(ACTION_NAMES, probs, strict=True)},
+        "conversion_probability": float(predictions.convert_prob[0]),
+        "confidence": confidence,
+        "needs_review": confidence < settings.review_threshold,
+    }
+    return body, drift
+
+
+class ServingStats:
+    """Counters behind ``/metrics`` (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.responses: dict[int, int] = {}
+        self.latency_sum = 0.0
+        self.needs_review = 0
+        self._lock = threading.Lock()
+
+    def record(self, status: int, seconds: float, needs_review: bool = False) -> None:
+        with self._lock:
+            self.responses[status] = self.responses.get(status, 0) + 1
+            self.latency_sum += seconds
+            self.needs_review += needs_review
+
+
+@dataclass
+class PredictionService:
+    """Everything a request handler needs; one per server."""
+
+    source: ModelSource
+    hasher: ItemHasher
+    catalog: list[str | None]
+    settings: ServingSettings
+    max_len: int
+    stats: ServingStats = field(default_factory=ServingStats)
+
+    def metrics(self) -> str:
+        served = self.source.current()
+        drift = served.drift.scores() if served else DriftScores(0.0, 0.0, 0, False)
+        stats = self.stats
+        requests = Metric("fedpath_predict_requests_total", "counter", "Answered /predict calls")
+        for status, count in sorted(stats.responses.items()):
+            requests.add(count, code=str(status))
+        return prometheus_text(
+            [
+                requests,
+                Metric(
+                    "fedpath_predict_seconds_total", "counter", "Seconds spent answering /predict"
+                ).add(stats.latency_sum),
+                Metric(
+                    "fedpath_needs_review_total", "counter", "Predictions below the threshold"
+                ).add(stats.needs_review),
+                Metric("fedpath_model_version", "gauge", "Served model version (0: none)").add(
+                    served.version if served else 0
+                ),
+                Metric("fedpath_model_reloads_total", "counter", "Promoted models loaded").add(
+                    self.source.reloads
+                ),
+                Metric("fedpath_drift_confidence_psi", "gauge", "PSI of live confidence").add(
+                    drift.confidence_psi
+                ),
+                Metric("fedpath_drift_action_psi", "gauge", "PSI of predicted next action").add(
+                    drift.action_psi
+                ),
+                Metric("fedpath_drift_window", "gauge", "Live predictions in the window").add(
+                    drift.samples
+                ),
+                Metric("fedpath_drift_alert", "gauge", "1 while drift exceeds the threshold").add(
+                    float(drift.alert)
+                ),
+            ]
+        )
+
+
+def _handler(service: PredictionService) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "fedpath-serving"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("%s " + format, self.address_string(), *args)
+
+        def _send(self, status: int, body: str, content_type: str) -> None:
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _json(self, status: int, payload: dict[str, Any]) -> None:
+            self._send(status, json.dumps(payload), "application/json")
+
+        def do_GET(self) -> None:
+            if self.path == "/health":
+                served = service.source.current()
+                status = HTTPStatus.OK if served else HTTPStatus.SERVICE_UNAVAILABLE
+                self._json(
+                    status,
+                    {
+                        "status": "ok" if served else "waiting for a promoted model",
+                        "model_version": served.version if served else None,
+                    },
+                )
+            elif self.path == "/metrics":
+                self._send(HTTPStatus.OK, service.metrics(), "text/plain; version=0.0.4")
+            elif self.path == "/predict":
+                self._json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "/predict takes POST"})
+            else:
+                self._json(HTTPStatus.NOT_FOUND, {"error": f"no such path {self.path!r}"})
+
+        def do_POST(self) -> None:
+            started = time.perf_counter()
+            status, review = self._predict()
+            service.stats.record(status, time.perf_counter() - started, review)
+
+        def _predict(self) -> tuple[int, bool]:
+            if self.path != "/predict":
+                self._json(HTTPStatus.NOT_FOUND, {"error": f"no such path {self.path!r}"})
+                return HTTPStatus.NOT_FOUND, False
+            try:
+                body = self._body()
+                served = service.source.current()
+                if served is None:
+                    raise RequestError(
+                        HTTPStatus.SERVICE_UNAVAILABLE, "no promoted model has been published yet"
+                    )
+                request = parse_request(body, service.hasher, service.settings)
+                payload, _ = answer(
+                    served, request, service.catalog, service.settings, service.max_len
+                )
+            except RequestError as error:
+                self._json(error.status, {"error": str(error)})
+                return error.status, False
+            except Exception:  # a bug answers 500; the server stays up
+                log.exception("prediction failed")
+                self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
+                return HTTPStatus.INTERNAL_SERVER_ERROR, False
+            self._json(HTTPStatus.OK, payload)
+            return HTTPStatus.OK, payload["needs_review"]
+
+        def _body(self) -> bytes:
+            length = self.headers.get("Content-Length")
+            if length is None or not length.isdigit():
+                raise RequestError(HTTPStatus.LENGTH_REQUIRED, "Content-Length must be given")
+            if int(length) > service.settings.max_body_bytes:
+                raise RequestError(
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                    f"body must be at most {service.settings.max_body_bytes} bytes, got {length}",
+                )
+            return self.rfile.read(int(length))
+
+    return Handler
+
+
+def start_server(service: PredictionService) -> ThreadingHTTPServer:
+    """Bind and serve in a daemon thread; ``server.server_address`` has the bound port."""
+    server = ThreadingHTTPServer((service.settings.host, service.settings.port), _handler(service))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="fedpath-serving", daemon=True).start()
+    log.info(
+        "serving predictions on http://%s:%d",
+        *server.server_address[:2],
+        extra={"event": "serving_started"},
+    )
+    return server
+
+
+def open_service(
+    registry_dir: Path,
+    *,
+    model_key: bytes | None,
+    hasher: ItemHasher,
+    catalog: list[str | None],
+    reference: Cases | None,
+    settings: ServingSettings,
+    max_len: int,
+) -> PredictionService:
+    """A service over the registry folder a partner's published models land in."""
+    registry = ModelRegistry(registry_dir, key=model_key)
+    return PredictionService(
+        source=ModelSource(registry, reference, settings),
+        hasher=hasher,
+        catalog=catalog,
+        settings=settings,
+        max_len=max_len,
+    )

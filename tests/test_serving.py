@@ -1,0 +1,248 @@
+"""The partner's prediction server over HTTP, its registry pick-up, and drift monitoring."""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fedpath.clients.drift import DriftMonitor, DriftSettings, psi
+from fedpath.clients.serving import ServingSettings, open_service, start_server
+from fedpath.data.cases import expand_prefixes
+from fedpath.data.containers import Session
+from fedpath.data.hashing import ItemHasher
+from fedpath.models.markov import MarkovChain
+from fedpath.server.registry import ModelRegistry
+
+N_BUCKETS = 64
+KEY = b"partners-shared-item-key-0123456"
+
+
+@dataclass
+class Served:
+    url: str
+    registry: ModelRegistry
+    buckets: dict[str, int]
+
+
+def markov(buckets: dict[str, int], sessions: list[list[tuple[str, int]]]) -> MarkovChain:
+    """A Markov chain counted over ``sessions`` of (raw item, action) in bucket space."""
+    paths = [
+        Session(
+            key=str(i),
+            items=np.array([buckets[item] for item, _ in s]),
+            actions=np.array([a for _, a in s], dtype=np.int8),
+            start=i,
+        )
+        for i, s in enumerate(sessions)
+    ]
+    return MarkovChain(n_items=N_BUCKETS).fit(expand_prefixes(paths, max_len=5))
+
+
+# a -> b three times, a -> c (carted) once: from "a" the next item is b, next action view/exit.
+TRAIN = [[("a", 0), ("b", 0)]] * 3 + [[("a", 0), ("c", 1)]]
+
+
+def call(url: str, body: bytes | None = None, method: str | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=body, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def predict(url: str, payload: object) -> tuple[int, dict]:
+    status, text = call(f"{url}/predict", json.dumps(payload).encode())
+    return status, json.loads(text)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    hasher = ItemHasher(KEY, N_BUCKETS)
+    buckets = {item: hasher.bucket(item) for item in ("a", "b", "c", "d")}
+    assert len(set(buckets.values())) == 4  # the hand-made catalogue has no collision
+    catalog: list[str | None] = [None] * N_BUCKETS
+    for item in ("a", "b", "c"):  # "d" is not the partner's: never recommended
+        catalog[buckets[item]] = item
+    service = open_service(
+        tmp_path / "models",
+        model_key=None,
+        hasher=hasher,
+        catalog=catalog,
+        reference=None,
+        settings=ServingSettings(port=0, reload_every=0.0, top_k=2, max_k=5),
+        max_len=5,
+    )
+    server = start_server(service)
+    try:
+        yield Served(
+            f"http://127.0.0.1:{server.server_address[1]}", service.source.registry, buckets
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def publish(registry: ModelRegistry, model: MarkovChain, round: int) -> int:
+    card = registry.register(model, campaign="c1", round=round, config_hash="h", parent=None)
+    registry.promote(card.version, {"promoted": True})
+    return card.version
+
+
+def test_health_waits_for_a_promoted_model(served: Served) -> None:
+    # Execute
+    before = call(f"{served.url}/health")
+    card = served.registry.register(
+        markov(served.buckets, TRAIN), campaign="c1", round=1, config_hash="h", parent=None
+    )
+    registered_only = call(f"{served.url}/health")
+    served.registry.promote(card.version, {"promoted": True})
+    after = call(f"{served.url}/health")
+
+    # Assert
+    assert before[0] == registered_only[0] == 503
+    assert after[0] == 200
+    assert json.loads(after[1]) == {"status": "ok", "model_version": 1}
+
+
+def test_predict_answers_from_the_promoted_model(served: Served) -> None:
+    # Prepare
+    publish(served.registry, markov(served.buckets, TRAIN), round=1)
+
+    # Execute
+    status, body = predict(served.url, {"items": ["a"], "actions": ["view"]})
+
+    # Assert: counted by hand, a -> b (3) beats a -> c (1); "d" is not in the catalogue
+    assert status == 200
+    assert [entry["item"] for entry in body["next_items"]] == ["b", "c"]
+    assert body["next_items"][0]["bucket"] == served.buckets["b"]
+    # from a view: next view 3, cart 1, purchase 0, exit 3, each + 1 (Laplace) over 11
+    expected = {"view": 4 / 11, "cart": 2 / 11, "purchase": 1 / 11, "exit": 4 / 11}
+    assert body["next_action"] == pytest.approx(expected, abs=1e-6)
+    assert body["conversion_probability"] == pytest.approx(1 / 9, abs=1e-6)  # 0 of 7 convert
+    assert body["confidence"] == pytest.approx(4 / 11, abs=1e-6)
+    assert body["needs_review"] is True  # 0.36 < 0.85
+    assert body["model_version"] == 1
+
+
+def test_a_new_promotion_is_served_without_restart(served: Served) -> None:
+    # Prepare: version 2 learnt that a is followed by c
+    publish(served.registry, markov(served.buckets, TRAIN), round=1)
+    first = predict(served.url, {"items": ["a"], "k": 1})[1]
+    flipped = [[("a", 0), ("c", 0)]] * 3 + [[("a", 0), ("b", 0)]]
+
+    # Execute
+    publish(served.registry, markov(served.buckets, flipped), round=2)
+    second = predict(served.url, {"items": ["a"], "k": 1})[1]
+
+    # Assert
+    assert (first["model_version"], first["next_items"][0]["item"]) == (1, "b")
+    assert (second["model_version"], second["next_items"][0]["item"]) == (2, "c")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "reason"),
+    [
+        (b"{not json", 400, "body must be JSON"),
+        (b"[1, 2]", 400, "must be a JSON object"),
+        (json.dumps({"items": []}).encode(), 400, "non-empty list"),
+        (json.dumps({"items": ["a"], "k": 0}).encode(), 400, "k must be an int in [1, 5]"),
+        (json.dumps({"items": ["a"], "actions": ["buy"]}).encode(), 400, "['buy']"),
+        (json.dumps({"items": ["a", "b"], "actions": ["view"]}).encode(), 400, "as long as"),
+        (json.dumps({"items": ["a"], "user": "u1"}).encode(), 400, "['user']"),
+        (json.dumps({"items": ["x"] * 70_000}).encode(), 413, "at most 65536 bytes"),
+    ],
+)
+def test_bad_requests_get_a_4xx_with_a_reason(
+    served: Served, body: bytes, status: int, reason: str
+) -> None:
+    # Prepare
+    publish(served.registry, markov(served.buckets, TRAIN), round=1)
+
+    # Execute
+    got_status, text = call(f"{served.url}/predict", body)
+    still_up = predict(served.url, {"items": ["a"]})[0]
+
+    # Assert
+    assert got_status == status
+    assert reason in json.loads(text)["error"]
+    assert still_up == 200
+
+
+def test_wrong_paths_and_methods_are_refused(served: Served) -> None:
+    # Execute
+    unknown = call(f"{served.url}/nowhere")
+    get_predict = call(f"{served.url}/predict")
+    no_model = call(f"{served.url}/predict", json.dumps({"items": ["a"]}).encode())
+
+    # Assert
+    assert unknown[0] == 404
+    assert get_predict[0] == 405
+    assert no_model[0] == 503
+    assert "no promoted model" in json.loads(no_model[1])["error"]
+
+
+def test_metrics_count_answers_by_status(served: Served) -> None:
+    # Prepare
+    publish(served.registry, markov(served.buckets, TRAIN), round=1)
+    predict(served.url, {"items": ["a"]})
+    predict(served.url, {"items": ["b"]})
+    call(f"{served.url}/predict", b"nope")
+
+    # Execute
+    status, text = call(f"{served.url}/metrics")
+
+    # Assert
+    assert status == 200
+    lines = set(text.splitlines())
+    assert 'fedpath_predict_requests_total{code="200"} 2' in lines
+    assert 'fedpath_predict_requests_total{code="400"} 1' in lines
+    assert "fedpath_needs_review_total 2" in lines
+    assert "fedpath_model_version 1" in lines
+    assert "# TYPE fedpath_drift_alert gauge" in lines
+
+
+def test_psi_by_hand() -> None:
+    # Prepare: shares (0.5, 0.5) -> (0.9, 0.1)
+    expected, actual = np.array([50.0, 50.0]), np.array([90.0, 10.0])
+
+    # Execute
+    value = psi(expected, actual)
+
+    # Assert: (0.9-0.5) ln(0.9/0.5) + (0.1-0.5) ln(0.1/0.5) = 0.2351 + 0.6438
+    assert value == pytest.approx(0.8789, abs=2e-3)
+    assert psi(expected, expected) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_drift_alert_rises_on_a_shift_and_clears_when_it_goes(caplog) -> None:
+    # Prepare: reference = confident "view" predictions; live traffic turns to unsure "exit"
+    caplog.set_level(logging.INFO, logger="fedpath.clients.drift")
+    rng = np.random.default_rng(0)
+    confident_view = np.tile([0.9, 0.04, 0.03, 0.03], (400, 1))
+    unsure_exit = np.tile([0.3, 0.15, 0.15, 0.4], (400, 1))
+    monitor = DriftMonitor(
+        confident_view + rng.uniform(0, 0.01, (400, 4)),
+        DriftSettings(threshold=0.25, window=100, min_samples=50),
+    )
+
+    # Execute
+    early = monitor.observe(unsure_exit[:10])
+    shifted = monitor.observe(unsure_exit[10:100])
+    recovered = monitor.observe(confident_view[:100])
+
+    # Assert
+    assert (early.alert, early.samples) == (False, 10)  # too few to judge
+    assert shifted.alert
+    assert shifted.confidence_psi > 0.25 and shifted.action_psi > 0.25
+    assert not recovered.alert
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("drift alert:" in m for m in messages) == 1
+    assert sum("drift alert cleared" in m for m in messages) == 1
