@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import Cases, Session
 from fedpath.metrics.ranking import mrr_at_k, recall_at_k, target_ranks
 from fedpath.models.neural import NeuralNextStepModel
 from fedpath.models.registry import build_model
+from fedpath.models.weights_io import model_params
 
 NEURAL = ("gru4rec", "sasrec", "narm")
+CONF_MODEL = Path(__file__).resolve().parents[1] / "conf" / "model"
 N_ITEMS = 12
 TINY = {"embedding_size": 16, "batch_size": 16, "dropout": 0.0}
 
@@ -233,3 +238,13 @@ def test_every_neural_model_shares_the_base() -> None:
     # Execute / Assert: one training loop, so a fix lands in every model at once
     for name in NEURAL:
         assert isinstance(build_model(name, n_items=N_ITEMS, **TINY), NeuralNextStepModel)
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_config_file_sets_every_constructor_argument(name: str) -> None:
+    # Prepare
+    config = OmegaConf.to_container(OmegaConf.load(CONF_MODEL / f"{name}.yaml"))
+    # Execute
+    model = build_model(config.pop("name"), n_items=N_ITEMS, **config)
+    # Assert: no key the model ignores, and no argument the file leaves to a code default
+    assert set(model_params(model)) - {"n_items", "seed"} == set(config)

@@ -26,6 +26,8 @@ class _SelfAttentionEncoder(nn.Module):
     ):
         super().__init__()
         self.positions = nn.Embedding(max_len, embedding_size)
+        # As small as the item embeddings, or position would drown out which item was seen.
+        nn.init.normal_(self.positions.weight, std=embedding_size**-0.5)
         layer = nn.TransformerEncoderLayer(
             embedding_size,
             num_heads,
