@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from fedpath.training import TrainSettings
 
 CONFIG_PATH = "pkg://fedpath.conf"
+T = TypeVar("T")
 
 USAGE = """usage: fedpath <command> [hydra overrides...] [--help]
 
@@ -56,6 +57,12 @@ examples:
 
 def _plain(node: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
+
+
+def _settings(cls: type[T], node: DictConfig) -> T:
+    """A settings dataclass from a config group; YAML lists become the tuples dataclasses hold."""
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in _plain(node).items()}
+    return cls(**values)
 
 
 def _run_dir() -> Path:
@@ -112,9 +119,17 @@ def _train(cfg: DictConfig) -> None:
 @hydra.main(version_base=None, config_path=CONFIG_PATH, config_name="simulate")
 def _simulate(cfg: DictConfig) -> None:
     from fedpath.report import HEADLINE_METRICS, print_table
-    from fedpath.server.config import FederationConfig, SecAggSettings
+    from fedpath.server.config import (
+        FaultSettings,
+        FederationConfig,
+        FunnelSettings,
+        GateSettings,
+        PersonalizationSettings,
+        SecAggSettings,
+    )
     from fedpath.simulations.experiment import ExperimentSettings, run_experiment
     from fedpath.simulations.partition import PartitionConfig
+    from fedpath.simulations.progress import RoundProgress
     from fedpath.simulations.report import write_simulation_run
 
     run_dir = _run_dir()
@@ -130,7 +145,11 @@ def _simulate(cfg: DictConfig) -> None:
         fraction_fit=float(cfg.fraction_fit),
         fraction_evaluate=float(cfg.fraction_evaluate),
         eval_split=str(cfg.eval_split),
-        secagg=SecAggSettings(**_plain(cfg.secagg)),
+        secagg=_settings(SecAggSettings, cfg.secagg),
+        funnel=_settings(FunnelSettings, cfg.funnel),
+        gate=_settings(GateSettings, cfg.gate),
+        faults=_settings(FaultSettings, cfg.faults),
+        personalization=_settings(PersonalizationSettings, cfg.personalization),
         seed=train.seed,
         ks=train.ks,
         review_threshold=train.review_threshold,
@@ -145,7 +164,10 @@ def _simulate(cfg: DictConfig) -> None:
         baselines=bool(cfg.baselines),
     )
     data = _prepare(cfg, run_dir)
-    result = run_experiment(data, settings, on_stage=lambda stage: print(f"[fedpath] {stage}"))
+    with RoundProgress(federation.rounds) as progress:
+        result = run_experiment(
+            data, settings, on_stage=progress.stage, on_round=progress.round_done
+        )
     write_simulation_run(data, settings, result, run_dir)
     title = f"{federation.model} on {data.source.name}: {len(result.partners)} partners"
     print_table(result.comparison_rows(), ["system", *HEADLINE_METRICS], title=title)

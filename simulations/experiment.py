@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from fedpath.clients.personalize import PersonalScores, personalization_scores
 from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import Cases
 from fedpath.evaluate import evaluate
@@ -22,6 +23,7 @@ from fedpath.models.base import NextStepModel
 from fedpath.pipeline import PreparedData
 from fedpath.server.config import FederationConfig
 from fedpath.server.federation import FederationResult, run_federation
+from fedpath.server.recorder import RoundRecord
 from fedpath.simulations.partition import PartitionConfig, Partner, partition
 from fedpath.training import TrainSettings, fit_model
 
@@ -52,6 +54,7 @@ class ExperimentResult:
     federated: dict[str, float]  # the global model on the union of partners' test data
     centralized: dict[str, float] | None
     partners: list[PartnerScores]
+    personalization: list[PersonalScores] | None = None  # global vs adapted, per partner
 
     def local_summary(self, key: str = HEADLINE) -> tuple[float, float]:
         """Mean and worst local-only score over the partners that have test cases."""
@@ -121,11 +124,16 @@ def run_experiment(
     settings: ExperimentSettings,
     *,
     on_stage: Callable[[str], None] = lambda stage: None,
+    on_round: Callable[[RoundRecord], None] | None = None,
 ) -> ExperimentResult:
     """Partition, federate, and (with baselines) train centralized and local-only models."""
     partners = partition(data.split, settings.partition)
     on_stage(f"federating {len(partners)} partners")
-    federation = run_federation(data.split, partners, settings.federation)
+    federation = run_federation(data.split, partners, settings.federation, on_round=on_round)
+    personal = None
+    if settings.federation.personalization.epochs > 0:
+        on_stage("personalizing the global model on each partner")
+        personal = personalization_scores(federation.model, partners, settings.federation)
     centralized_model = None
     if settings.baselines:
         on_stage("training the centralized yardstick")
@@ -154,6 +162,7 @@ def run_experiment(
         federated=score(federation.model, data.test),
         centralized=score(centralized_model, data.test) if centralized_model else None,
         partners=scores,
+        personalization=personal,
     )
 
 

@@ -25,6 +25,8 @@ ROUND_COLUMNS = (
     "dropped",
     "loss",
     "recall@20",
+    "bytes_up",
+    "bytes_down",
     "round_seconds",
 )
 
@@ -52,6 +54,11 @@ def write_simulation_run(
             "ratios": result.ratios(),
             "per_partner": [vars(p) for p in result.partners],
             "funnel": data.funnel.to_dict(),
+            "federated_funnel": (
+                result.federation.funnel.funnel.to_dict() if result.federation.funnel else None
+            ),
+            "gate": result.federation.gate,
+            "personalization": result.personalization,
             "seconds": result.federation.seconds,
         },
     )
@@ -122,21 +129,45 @@ def _report(data: PreparedData, settings: ExperimentSettings, result: Experiment
             f"## Per partner ({HEADLINE} on each partner's own test data)",
             markdown_table(partner_rows, list(partner_rows[0])),
             "## Rounds",
-            markdown_table(
-                [r.row() for r in result.federation.rounds],
-                [
-                    "round",
-                    "sampled",
-                    "participants",
-                    "dropped",
-                    "loss",
-                    "recall@20",
-                    "round_seconds",
-                ],
-            ),
+            markdown_table([r.row() for r in result.federation.rounds], ROUND_COLUMNS),
             "Dropped partners: " + ("; ".join(dropped) if dropped else "none"),
-            "## Funnel of the data",
+            *_extras(result),
+            "## Funnel of the data (computed centrally, for the simulation report only)",
             markdown_table(data.funnel.as_rows(), list(data.funnel.as_rows()[0])),
             "![rounds](rounds.png)\n\n![partners](partners.png)",
         ]
     )
+
+
+def _extras(result: ExperimentResult) -> list[str]:
+    """Sections for what ran after training: secure funnel, promotion gate, personalization."""
+    sections = []
+    federated_funnel = result.federation.funnel
+    if federated_funnel is not None:
+        rows = federated_funnel.funnel.as_rows()
+        sections += [
+            "## Federated funnel (SecAgg+ sum of partners' counts: no partner's own funnel seen)",
+            markdown_table(rows, list(rows[0])),
+        ]
+    gate = result.federation.gate
+    if gate is not None:
+        verdict = "PROMOTED" if gate.promoted else "kept the champion"
+        sections += [
+            f"## Champion / challenger gate: {verdict}",
+            markdown_table([gate.row()], list(gate.row())),
+        ]
+    if result.personalization:
+        rows = [
+            {
+                "partner": p.name,
+                "adopted": p.adopted,
+                f"global {HEADLINE}": p.shared.get(HEADLINE),
+                f"personalized {HEADLINE}": p.personalized.get(HEADLINE),
+            }
+            for p in result.personalization
+        ]
+        sections += [
+            "## Personalization (output layers tuned locally; nothing sent back)",
+            markdown_table(rows, list(rows[0])),
+        ]
+    return sections
