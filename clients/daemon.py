@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 MODELS = "models"
 RUNTIME = "runtime.json"
 SUPERNODE_LOG = "supernode.log"
+FLWR_HOME = "flwr-home"
 HEALTHY_S = 60.0  # a SuperNode that ran this long before exiting resets the backoff
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 REASON = re.compile(r"ERROR|Failed|\[code: \d+\]|SSL|refused", re.IGNORECASE)
@@ -119,19 +120,25 @@ def supernode_command(bundle: Bundle, runtime: Path, settings: SupernodeSettings
     ]
 
 
-def flower_env() -> dict[str, str]:
-    """The environment Flower's processes need: they start ``flower-superexec`` and
-    ``flwr-clientapp`` by name, so this interpreter's scripts folder must be on PATH."""
+def flower_env(flwr_home: Path) -> dict[str, str]:
+    """The environment of a Flower process: it starts ``flower-superexec`` and
+    ``flwr-clientapp`` by name, so this interpreter's scripts folder must be on PATH, and it
+    installs each run's app under ``FLWR_HOME``, kept inside this side's own folder."""
     scripts = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": f"{scripts}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return {
+        **os.environ,
+        "PATH": f"{scripts}{os.pathsep}{os.environ.get('PATH', '')}",
+        "FLWR_HOME": str(flwr_home),
+    }
 
 
 class SupernodeSupervisor:
     """Runs the SuperNode and starts it again, with backoff, whenever it exits."""
 
-    def __init__(self, command: list[str], log_path: Path, settings: SupernodeSettings) -> None:
+    def __init__(self, command: list[str], work: Path, settings: SupernodeSettings) -> None:
         self.command = command
-        self.log_path = log_path
+        self.work = work
+        self.log_path = work / SUPERNODE_LOG
         self.settings = settings
         self.process: subprocess.Popen[str] | None = None
         self.starts = 0
@@ -165,7 +172,7 @@ class SupernodeSupervisor:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
-                env=flower_env(),
+                env=flower_env(self.work / FLWR_HOME),
             )
             log.info(
                 "SuperNode started (pid %d)",
@@ -231,7 +238,7 @@ def run_partner(bundle_dir: Path, data: Path, work: Path, settings: PartnerSetti
         signal.signal(signum, lambda *_: stop.set())
     supervisor = SupernodeSupervisor(
         supernode_command(bundle, runtime.resolve(), settings.supernode),
-        work / SUPERNODE_LOG,
+        work,
         settings.supernode,
     )
     try:
