@@ -18,6 +18,7 @@ the peak of building and fitting it (the peak is reset first, so loading cannot 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import os
 import platform
@@ -44,6 +45,7 @@ from common import (
     train_config,
 )
 
+import fedpath.models
 from fedpath.data.protocol import ProtocolConfig
 from fedpath.evaluate import evaluate
 from fedpath.models.registry import MODELS, model_class
@@ -171,6 +173,18 @@ def make_jobs(
     return jobs
 
 
+def model_code_digest() -> str:
+    """A digest of the model source files this process runs.
+
+    Colleagues may edit the models while a long benchmark runs; each fresh process imports
+    whatever is on disk, so every run records what it imported and a mixed table is flagged.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(Path(fedpath.models.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def run_job(job: Job) -> dict[str, Any]:
     """Prepare the log, fit the model on train (early stopping on valid), score valid and test."""
     with tempfile.TemporaryDirectory() as run_dir:
@@ -198,6 +212,7 @@ def run_job(job: Job) -> dict[str, Any]:
         "model": job.model,
         "seed": job.seed,
         "params": job.params,
+        "model_code": model_code_digest(),
         "epochs_run": len(epochs),
         "train_seconds": seconds,
         "peak_mb": max(load_peak, peak_rss_mb()),
@@ -386,6 +401,16 @@ def standing_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def mixed_code_warning(meta: dict[str, Any]) -> list[str]:
+    """A warning when the runs imported different model code (edited during the benchmark)."""
+    if len(meta["model_code"]) <= 1:
+        return []
+    return [
+        f"WARNING: the model code changed during this benchmark (digests {meta['model_code']}):"
+        " rerun it before quoting these figures."
+    ]
+
+
 def markdown_report(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
     quick = " — QUICK smoke run, not the benchmark" if meta["quick"] else ""
     return "\n\n".join(
@@ -394,6 +419,7 @@ def markdown_report(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str
             f"`{meta['command']}` at {meta['revision']} — {meta['date']}, {meta['machine']}, "
             f"torch threads {meta['threads']}; seeds {meta['seeds']} for neural models "
             "(mean ± sample std), count models are deterministic (one run).",
+            *mixed_code_warning(meta),
             markdown_table(table_rows(rows), COLUMNS),
             "\n".join(f"- {line}" for line in standing_lines(rows)),
             "Peer: RecBole 1.2.1 figures from ../shared/notes/evaluation-protocol.md (test split); "
@@ -444,9 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     seeds = args.seeds[:1] if args.quick else args.seeds
     jobs = make_jobs(args.logs, args.models, seeds, quick=args.quick, threads=args.threads)
-    runs = run_isolated(jobs)
-    rows = summarize(runs)
-    meta = {
+    meta: dict[str, Any] = {
         "command": " ".join(["benchmarks/core_models.py", *(argv or sys.argv[1:])]),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "revision": revision(),
@@ -455,6 +479,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seeds": seeds,
         "quick": args.quick,
     }
+    runs = run_isolated(jobs)
+    rows = summarize(runs)
+    meta["model_code"] = sorted({r["model_code"] for r in runs})
     stem = "core_models-quick" if args.quick else "core_models"
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(
@@ -470,7 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     (args.out / f"{stem}.md").write_text(markdown_report(rows, meta) + "\n")
     print_table(table_rows(rows), COLUMNS, title="fedpath core models vs the peer (test split)")
-    print("\n".join(standing_lines(rows)))
+    print("\n".join([*standing_lines(rows), *mixed_code_warning(meta)]))
     return 0
 
 

@@ -109,3 +109,13 @@ def test_quick_markov_run_on_rees46_gives_the_notes_figures(
     assert row["peak_mb"]["mean"] > 0
     assert "| rees46 | markov |" in (tmp_path / "core_models-quick.md").read_text()
     assert "rees46 markov: reproduces the note's four figures" in proc.stdout
+
+
+def test_runs_on_different_model_code_are_flagged(bench: ModuleType) -> None:
+    # Prepare: one benchmark whose runs all imported the same models, one that did not
+    same, mixed = {"model_code": ["a1"]}, {"model_code": ["a1", "b2"]}
+
+    # Execute / Assert
+    assert bench.mixed_code_warning(same) == []
+    (warning,) = bench.mixed_code_warning(mixed)
+    assert warning.startswith("WARNING: the model code changed") and "b2" in warning
