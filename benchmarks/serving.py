@@ -136,6 +136,7 @@ def bench(model: str, requests: int, clients: int) -> dict[str, float | int | st
         "p50_ms": round(float(np.percentile(latencies, 50)) * 1000, 2),
         "p99_ms": round(float(np.percentile(latencies, 99)) * 1000, 2),
         "cpus": os.cpu_count() or 0,
+        "load_average_1m": round(os.getloadavg()[0], 1),  # other work on the machine meanwhile
     }
 
 

@@ -153,11 +153,16 @@ class SupernodeSupervisor:
             if time.monotonic() - started > HEALTHY_S:
                 backoff = self.settings.backoff_initial
             log.warning(
-                "SuperNode exited with code %s: %s; starting it again in %.0f s",
+                "SuperNode exited with code %s: %s; starting it again in %.1f s",
                 code,
                 reason or "no reason given",
                 backoff,
-                extra={"event": "supernode_exit", "code": code, "reason": reason},
+                extra={
+                    "event": "supernode_exit",
+                    "code": code,
+                    "reason": reason,
+                    "backoff_s": backoff,
+                },
             )
             stop.wait(backoff)
             backoff = min(backoff * 2, self.settings.backoff_max)

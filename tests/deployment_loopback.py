@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from fedpath.server.provision import Kit, load_project, provision
+from fedpath.server.provision import Kit
 
 FEDPATH = str(Path(sys.executable).with_name("fedpath"))
 PARTNERS = ("alpha", "beta", "gamma")
@@ -85,7 +85,13 @@ class Loopback:
             "federation": federation,
         }
         (root / "project.yaml").write_text(yaml.safe_dump(project))
-        kit = provision(load_project(root / "project.yaml"), root / "kit")
+        subprocess.run([FEDPATH, "provision", "project.yaml", "--out", "kit"], cwd=root, check=True)
+        kit = Kit(
+            root=root / "kit",
+            authority=root / "kit" / "ca",
+            coordinator=root / "kit" / "coordinator",
+            partners={name: root / "kit" / "partners" / name for name in PARTNERS},
+        )
         return cls(
             root=root,
             kit=kit,

@@ -156,6 +156,7 @@ GRU = {
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_a_partner_killed_mid_round_does_not_stop_the_round(tmp_path: Path, rees46: Path) -> None:
     # Prepare: three partners, SecAgg+ needs two of three shares; gamma will die
     loop = Loopback.provision(tmp_path, rees46, GRU)
@@ -197,6 +198,7 @@ def final_weights(loop: Loopback, round: int) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(5400)
 def test_a_restarted_coordinator_resumes_at_the_next_round(
     tmp_path: Path, rees46: Path, record_property
 ) -> None:
