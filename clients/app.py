@@ -31,4 +31,6 @@ def make_client_fn(settings: ClientSettings) -> Callable[[Context], Client]:
 def build_client_app(settings: ClientSettings, *, secagg: bool) -> ClientApp:
     """The partners' app; ``secaggplus_mod`` masks each update before it leaves the partner."""
     mods = [secaggplus_mod] if secagg else []
+    if settings.privacy is not None:
+        mods += settings.privacy.mods()  # inside SecAgg+: clipped and noised before masking
     return ClientApp(client_fn=make_client_fn(settings), mods=mods)

@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from flwr.client import NumPyClient
@@ -25,6 +26,8 @@ from fedpath.data.containers import Cases
 from fedpath.evaluate import evaluate
 from fedpath.metrics.funnel import path_funnel_counts
 from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD
+from fedpath.privacy.dp_budget import SESSION_EPSILON
+from fedpath.privacy.dp_counts import encode_signed_counts
 from fedpath.server.keys import (
     COUNT_SCALE,
     EVAL_SPLIT,
@@ -41,6 +44,9 @@ from fedpath.server.keys import (
 )
 from fedpath.strategies.secure_sum import encode_counts
 
+if TYPE_CHECKING:
+    from fedpath.privacy.dp_client import PartnerPrivacy
+
 EVAL_SPLITS = ("valid", "test")
 
 
@@ -54,6 +60,7 @@ class ClientSettings:
     review_threshold: float = DEFAULT_REVIEW_THRESHOLD
     threads: int = 1
     faults: FaultPlan = field(default_factory=FaultPlan)  # simulated faults; none by default
+    privacy: PartnerPrivacy | None = None  # the run's differential privacy; None = off
 
     @property
     def loss_k(self) -> int:
@@ -102,23 +109,44 @@ class PartnerClient(NumPyClient):
     def _train(
         self, parameters: NDArrays, config: dict[str, Scalar]
     ) -> tuple[NDArrays, int, dict[str, Scalar]]:
-        """Count models count from zero; neural models start from the global weights."""
+        """Count models count from zero; neural models start from the global weights.
+
+        Session-level DP (``fedpath.privacy``) first charges the partner's ledger (a refusal
+        raises, and the round goes on without this partner), then counts at most
+        ``max_session_cases`` cases per session and noises the counts, or trains by DP-SGD.
+        """
+        privacy = self.settings.privacy
+        session = privacy if privacy is not None and privacy.settings.session else None
+        metrics: dict[str, Scalar] = {PARTNER: self.partner}
+        if session is not None:
+            metrics[SESSION_EPSILON] = session.charge(
+                self.partner,
+                epochs_per_round=int(config[LOCAL_EPOCHS]),
+                count_model=self.spec.is_count,
+            )
         train = self.cases["train"]
         if self.spec.is_count:
             model = self.spec.build()
-            model.fit(train)
+            model.fit(train if session is None else session.count_cases(train))
             counts = self.spec.to_arrays(model.get_weights())
-            return encode_counts(counts, int(config[COUNT_SCALE])), 1, {PARTNER: self.partner}
+            scale = int(config[COUNT_SCALE])
+            if session is None:
+                return encode_counts(counts, scale), 1, metrics
+            noisy = session.noise_counts(counts, self.spec.names)
+            return encode_signed_counts(noisy, scale), 1, metrics
+        private = {} if session is None else {"private": session.training()}
         model = self.spec.build(
             seed=round_seed(self.spec.seed, self.partner, int(config[SERVER_ROUND])),
             epochs=int(config[LOCAL_EPOCHS]),
             proximal_mu=float(config.get(PROXIMAL_MU, 0.0)),
+            **private,
         )
         model.set_weights(self.spec.from_arrays(parameters))
         losses: list[float] = []
         model.fit(train, None, on_epoch=lambda _, metrics: losses.append(metrics["loss"]))
-        metrics: dict[str, Scalar] = {PARTNER: self.partner, TRAIN_LOSS: losses[-1]}
-        return self.spec.to_arrays(model.get_weights()), len(train), metrics
+        metrics[TRAIN_LOSS] = losses[-1]
+        weight = 1 if privacy is not None and privacy.unweighted else len(train)
+        return self.spec.to_arrays(model.get_weights()), weight, metrics
 
     def _funnel(self, config: dict[str, Scalar]) -> tuple[NDArrays, int, dict[str, Scalar]]:
         """This partner's funnel counts, encoded so that only their secure sum is revealed."""

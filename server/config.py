@@ -8,6 +8,7 @@ from typing import Any
 
 from fedpath.errors import ConfigError
 from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD
+from fedpath.privacy.dp_config import PrivacySettings
 
 EVAL_SPLITS = ("valid", "test")
 ATTACKS = ("scale", "sign_flip")
@@ -164,6 +165,7 @@ class FederationConfig:
     gate: GateSettings = field(default_factory=GateSettings)
     faults: FaultSettings = field(default_factory=FaultSettings)
     personalization: PersonalizationSettings = field(default_factory=PersonalizationSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)  # differential privacy
 
     def __post_init__(self) -> None:
         for key in ("rounds", "local_epochs", "max_len", "threads_per_partner"):

@@ -8,6 +8,7 @@ its own process. What comes back is the final global model and what each round d
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,9 @@ from fedpath.data.containers import SplitDataset
 from fedpath.errors import ConfigError, FedpathError
 from fedpath.models.base import NextStepModel
 from fedpath.models.weights_io import load_model
+from fedpath.privacy.dp_client import PartnerPrivacy
+from fedpath.privacy.dp_config import check_combination
+from fedpath.privacy.dp_report import PrivacyReport, PrivacyTracker
 from fedpath.server.app import AfterTraining, ServerOutcome, build_server_app
 from fedpath.server.config import FederationConfig
 from fedpath.server.funnel import FederatedFunnel, FunnelRound
@@ -38,7 +42,7 @@ from fedpath.server.metrics import mean_train_loss, pooled_eval_metrics
 from fedpath.server.recorder import RoundCallback, RoundRecord, RoundRecorder
 from fedpath.server.workflow import build_workflow
 from fedpath.simulations.partition import Partner
-from fedpath.strategies.factory import StrategyWiring, build_strategy
+from fedpath.strategies.factory import StrategyWiring, build_strategy, sampled_partners
 from fedpath.strategies.secure_sum import count_scale
 
 
@@ -57,6 +61,7 @@ class FederationResult:
     seconds: float
     funnel: FederatedFunnel | None = None  # with config.funnel.enabled
     gate: GateDecision | None = None  # with config.gate.enabled
+    privacy: PrivacyReport | None = None  # with config.privacy.enabled: ε per round, refusals
 
 
 def run_federation(
@@ -77,14 +82,20 @@ def run_federation(
     funnel = _funnel_round(config, split, len(partners))
     gate = _gate_round(config, spec, len(partners))
     after: list[AfterTraining] = [step for step in (funnel, gate) if step is not None]
+    privacy = _partner_privacy(config, len(partners))
+    report = None
     started = time.perf_counter()
     with TemporaryDirectory(prefix="fedpath-partners-") as folder:
         train_sizes = _store(Path(folder), partners, config.max_len)
         meter = ByteMeter()
-        recorder = RoundRecorder(
-            _strategy(config, spec, len(partners), scale), meter=meter, on_round=on_round
-        )
-        workflow = build_workflow(config.secagg, max_weight=max(train_sizes), count_scale=scale)
+        strategy = _strategy(config, spec, len(partners), scale)
+        if privacy is not None:
+            report = PrivacyReport(config.privacy, privacy.sampled / len(partners))
+            strategy = PrivacyTracker(strategy, report)
+        recorder = RoundRecorder(strategy, meter=meter, on_round=on_round)
+        # Partner-level DP averages without weights: every partner reports weight 1.
+        max_weight = 1.0 if privacy is not None and privacy.unweighted else max(train_sizes)
+        workflow = build_workflow(config.secagg, max_weight=max_weight, count_scale=scale)
         outcome = ServerOutcome()
         settings = ClientSettings(
             model=spec,
@@ -93,6 +104,7 @@ def run_federation(
             review_threshold=config.review_threshold,
             threads=config.threads_per_partner,
             faults=_fault_plan(config, len(partners)),
+            privacy=privacy,
         )
         run_simulation(
             server_app=build_server_app(
@@ -133,6 +145,7 @@ def run_federation(
         seconds=time.perf_counter() - started,
         funnel=None if funnel is None else funnel.result,
         gate=None if gate is None else gate.result,
+        privacy=report,
     )
 
 
@@ -168,6 +181,26 @@ def _check(
         raise ConfigError(
             f"faults.hostile_partners must be partner indices below {len(partners)}, got {outside}"
         )
+    check_combination(
+        config.privacy,
+        secagg=config.secagg.enabled,
+        count_model=spec.is_count,
+        strategy=config.strategy,
+        funnel=config.funnel.enabled,
+    )
+
+
+def _partner_privacy(config: FederationConfig, n_partners: int) -> PartnerPrivacy | None:
+    """The run's DP as every partner applies it; a fresh run id keys the partners' ledgers."""
+    if not config.privacy.enabled:
+        return None
+    return PartnerPrivacy(
+        settings=config.privacy,
+        run_id=uuid.uuid4().hex,
+        n_partners=n_partners,
+        sampled=sampled_partners(n_partners, config.fraction_fit),
+        secagg=config.secagg.enabled,
+    )
 
 
 def _fault_plan(config: FederationConfig, n_partners: int) -> FaultPlan:
@@ -259,4 +292,10 @@ def _strategy(
     params = dict(config.strategy_params)
     if scale is not None:
         params["scale"] = scale
-    return build_strategy(config.strategy, params, secagg=config.secagg.enabled, wiring=wiring)
+    return build_strategy(
+        config.strategy,
+        params,
+        secagg=config.secagg.enabled,
+        wiring=wiring,
+        privacy=config.privacy if config.privacy.enabled else None,
+    )

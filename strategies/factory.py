@@ -31,6 +31,9 @@ from flwr.server.strategy import (
 )
 
 from fedpath.errors import ConfigError
+from fedpath.privacy.dp_config import PrivacySettings
+from fedpath.privacy.dp_counts import NonNegativeSum
+from fedpath.privacy.dp_partner import wrap_strategy
 from fedpath.strategies.secure_sum import SecureSum
 
 STRATEGIES: dict[str, type[Strategy]] = {
@@ -50,6 +53,11 @@ ROBUST = frozenset({"fedtrimmedavg", "fedmedian", "krum", "bulyan"})
 MIN_SAMPLED = 2  # SecAgg+ refuses a round with fewer partners, and a mean of one is no mean
 
 
+def sampled_partners(n_partners: int, fraction: float) -> int:
+    """How many partners Flower's legacy strategies sample for ``fraction`` (their rule)."""
+    return max(int(n_partners * fraction), MIN_SAMPLED)
+
+
 @dataclass(frozen=True)
 class StrategyWiring:
     """What every strategy gets from the federation, whatever its algorithm."""
@@ -64,8 +72,7 @@ class StrategyWiring:
     evaluate_metrics_aggregation_fn: MetricsAggregationFn | None = None
 
     def sampled(self, fraction: float) -> int:
-        """How many partners Flower's legacy strategies sample for ``fraction`` (their rule)."""
-        return max(int(self.n_partners * fraction), MIN_SAMPLED)
+        return sampled_partners(self.n_partners, fraction)
 
     def flower_args(self) -> dict[str, Any]:
         return {
@@ -84,9 +91,18 @@ class StrategyWiring:
 
 
 def build_strategy(
-    name: str, params: Mapping[str, Any], *, secagg: bool, wiring: StrategyWiring
+    name: str,
+    params: Mapping[str, Any],
+    *,
+    secagg: bool,
+    wiring: StrategyWiring,
+    privacy: PrivacySettings | None = None,
 ) -> Strategy:
-    """The Flower strategy ``name`` with its algorithm ``params`` and the federation's wiring."""
+    """The Flower strategy ``name`` with its algorithm ``params`` and the federation's wiring.
+
+    With ``privacy``, noisy count sums are clipped at 0 and partner-level DP wraps the strategy
+    in Flower's DP wrapper (``fedpath.privacy.dp_partner``).
+    """
     if name not in STRATEGIES:
         raise ConfigError(f"strategy must be one of {sorted(STRATEGIES)}, got {name!r}")
     if secagg and name in ROBUST:
@@ -96,12 +112,19 @@ def build_strategy(
         )
     if name == "bulyan":
         _check_bulyan(params, wiring.sampled(wiring.fraction_fit))
+    session_counts = name == "sum" and privacy is not None and privacy.session is not None
     try:
-        return STRATEGIES[name](**wiring.flower_args(), **params)
+        strategy = (NonNegativeSum if session_counts else STRATEGIES[name])(
+            **wiring.flower_args(), **params
+        )
     except TypeError as error:
         raise ConfigError(
             f"strategy {name!r} parameters must match Flower's, got {error}"
         ) from None
+    if privacy is None or privacy.partner is None:
+        return strategy
+    sampled = wiring.sampled(wiring.fraction_fit)
+    return wrap_strategy(strategy, privacy.partner, secagg=secagg, sampled=sampled)
 
 
 def _check_bulyan(params: Mapping[str, Any], sampled: int) -> None:

@@ -16,7 +16,8 @@ thread budget of its process.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -45,6 +46,26 @@ def last_step(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 def padding_mask(lengths: torch.Tensor, seq_len: int) -> torch.Tensor:
     """``[batch, seq_len]`` bool, true on real positions of left-aligned prefixes."""
     return torch.arange(seq_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class PrivateTraining(Protocol):
+    """An epoch of differentially private training in place of the plain mini-batch epoch.
+
+    The unit of privacy is a session, not a prefix: a session yields many prefix cases, so
+    ``sessions`` (``[cases]``, each case's session) says which rows belong together, and
+    ``loss_of(rows)`` is the model's joint loss over those rows. ``fedpath.privacy.dp_session``
+    implements it with DP-SGD; the model never needs to know how.
+    """
+
+    def epoch(
+        self,
+        network: nn.Module,
+        sessions: torch.Tensor,
+        loss_of: Callable[[torch.Tensor], torch.Tensor],
+        optimizer: torch.optim.Optimizer,
+    ) -> float:
+        """Train ``network`` one epoch; return the mean loss of the sessions it looked at."""
+        ...
 
 
 class _Network(nn.Module):
@@ -81,6 +102,9 @@ class NeuralNextStepModel(NextStepModel):
     ``proximal_mu`` > 0 turns ``fit`` into a FedProx local update: it adds
     ``mu / 2 * ||w - w_start||²`` with ``w_start`` the weights ``fit`` started from (the global
     model a federated round handed out), so a partner's update cannot wander far from it.
+
+    ``private`` replaces each training epoch by a differentially private one (session-level DP);
+    ``grad_clip`` and the proximal term then do not apply.
     """
 
     def __init__(
@@ -101,6 +125,7 @@ class NeuralNextStepModel(NextStepModel):
         action_loss_weight: float = 0.5,
         convert_loss_weight: float = 0.5,
         proximal_mu: float = 0.0,
+        private: PrivateTraining | None = None,
     ) -> None:
         super().__init__(n_items=n_items, seed=seed)
         self.embedding_size = embedding_size
@@ -116,6 +141,7 @@ class NeuralNextStepModel(NextStepModel):
         self.action_loss_weight = action_loss_weight
         self.convert_loss_weight = convert_loss_weight
         self.proximal_mu = proximal_mu
+        self.private = private
         # Validated here, not in fit: the network is built now and its sizes must make sense.
         for key in ("n_items", "embedding_size", "batch_size", "max_len"):
             require(getattr(self, key) >= 1, key, ">= 1", getattr(self, key))
@@ -132,6 +158,12 @@ class NeuralNextStepModel(NextStepModel):
             require(getattr(self, key) >= 0, key, ">= 0", getattr(self, key))
         require(lr > 0, "lr", "> 0", lr)
         require(0 <= dropout < 1, "dropout", "in [0, 1)", dropout)
+        require(
+            private is None or proximal_mu == 0,
+            "proximal_mu",
+            "0 with private training",
+            proximal_mu,
+        )
         self.n_fits_ = 0
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -168,7 +200,10 @@ class NeuralNextStepModel(NextStepModel):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed * 1_000_003 + self.n_fits_)
             for epoch in range(1, self.epochs + 1):
-                metrics = {"loss": self._train_epoch(data, optimizer, params, start)}
+                if self.private is None:
+                    metrics = {"loss": self._train_epoch(data, optimizer, params, start)}
+                else:
+                    metrics = {"loss": self._private_epoch(data, optimizer)}
                 if valid is not None:
                     metrics.update(self._valid_metrics(valid))
                 if on_epoch is not None:
@@ -252,6 +287,16 @@ class NeuralNextStepModel(NextStepModel):
             optimizer.step()
             total += loss.item() * len(batch["lengths"])
         return total / max(n, 1)
+
+    def _private_epoch(
+        self, data: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer
+    ) -> float:
+        """One epoch of ``self.private``, its loss the same joint loss over a session's rows."""
+        assert self.private is not None
+        self.network_.train()
+        return self.private.epoch(
+            self.network_, data["session"], lambda rows: self._loss(_take(data, rows)), optimizer
+        )
 
     def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Weighted sum of the three heads' losses, each over the cases that carry its label."""
@@ -345,6 +390,7 @@ class NeuralNextStepModel(NextStepModel):
             "next_item": torch.from_numpy(np.asarray(cases.next_item, dtype=np.int64)),
             "next_action": torch.from_numpy(np.asarray(cases.next_action, dtype=np.int64)),
             "converts": torch.from_numpy(np.asarray(cases.converts, dtype=np.float32)),
+            "session": torch.from_numpy(np.asarray(cases.session_index, dtype=np.int64)),
         }
 
     # ------------------------------------------------------------------------------ weights

@@ -1,0 +1,152 @@
+"""What a run spent in privacy, round by round, as the coordinator can know it.
+
+A strategy wrapper (like Flower's DP wrappers and fedpath's ``RoundRecorder``) that changes
+nothing and writes down, per round: the session-level ε each training partner reports (the ε it
+charged its own ledger for the run so far), the partners that refused to train for lack of
+budget, and the partner-level ε of the aggregate released so far, which only the coordinator
+can account (it knows the sample rate and whether a round released anything).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flwr.common import EvaluateIns, EvaluateRes, FitIns, FitRes, Parameters, Scalar
+from flwr.server.client_manager import ClientManager
+from flwr.server.client_proxy import ClientProxy
+from flwr.server.strategy import Strategy
+
+from fedpath.privacy import accountant
+from fedpath.privacy.dp_budget import SESSION_EPSILON, refused_partner
+from fedpath.privacy.dp_config import PrivacySettings
+from fedpath.server.keys import PARTNER
+
+
+@dataclass
+class PrivacyRound:
+    """One round's privacy: ε are cumulative over the run, at the report's δ."""
+
+    round: int
+    released: bool = False  # an aggregate came out of the round (SecAgg+ may halt a round)
+    partner_epsilon: float | None = None  # None without partner-level DP
+    session_epsilon: dict[int, float] = field(default_factory=dict)  # partner -> its ε so far
+    refused: list[int] = field(default_factory=list)  # partners out of budget this round
+
+
+@dataclass
+class PrivacyReport:
+    """A run's privacy settings and spending; ``rounds`` in order."""
+
+    settings: PrivacySettings
+    sample_rate: float  # partner-level: the share of partners sampled per round
+    rounds: list[PrivacyRound] = field(default_factory=list)
+
+    @property
+    def session_epsilon(self) -> float | None:
+        """The run's session-level ε: the largest any partner reached (None if level off)."""
+        if self.settings.session is None:
+            return None
+        reached = [e for r in self.rounds for e in r.session_epsilon.values()]
+        return max(reached, default=0.0)
+
+    @property
+    def partner_epsilon(self) -> float | None:
+        """The run's partner-level ε after its last released aggregate (None if level off)."""
+        if self.settings.partner is None:
+            return None
+        return next(
+            (r.partner_epsilon for r in reversed(self.rounds) if r.partner_epsilon is not None),
+            0.0,
+        )
+
+    def rows(self) -> list[dict[str, object]]:
+        """One flat row per round (the report's table)."""
+        return [
+            {
+                "round": r.round,
+                "released": r.released,
+                "session_epsilon_max": max(r.session_epsilon.values(), default=None),
+                "partners_reporting": len(r.session_epsilon),
+                "refused": ", ".join(map(str, r.refused)) or "-",
+                "partner_epsilon": r.partner_epsilon,
+            }
+            for r in self.rounds
+        ]
+
+    def summary(self) -> dict[str, object]:
+        """The end-of-run figures, for results JSON beside the rounds."""
+        return {
+            "delta": self.settings.delta,
+            "session_epsilon": self.session_epsilon,
+            "partner_epsilon": self.partner_epsilon,
+            "refusals": sum(len(r.refused) for r in self.rounds),
+        }
+
+
+class PrivacyTracker(Strategy):
+    """Delegates everything to ``strategy`` and fills ``report`` (module doc).
+
+    A round is recorded when it is configured: if SecAgg+ halts it (too few partners left, e.g.
+    all refused), the strategy never sees its replies, and the record says nothing was released.
+    """
+
+    def __init__(self, strategy: Strategy, report: PrivacyReport) -> None:
+        self.strategy = strategy
+        self.report = report
+        self._released = 0  # aggregates released under partner-level DP so far
+
+    def __repr__(self) -> str:
+        return f"PrivacyTracker({self.strategy!r})"
+
+    def initialize_parameters(self, client_manager: ClientManager) -> Parameters | None:
+        return self.strategy.initialize_parameters(client_manager)
+
+    def configure_fit(
+        self, server_round: int, parameters: Parameters, client_manager: ClientManager
+    ) -> list[tuple[ClientProxy, FitIns]]:
+        self.report.rounds.append(PrivacyRound(round=server_round))
+        return self.strategy.configure_fit(server_round, parameters, client_manager)
+
+    def aggregate_fit(
+        self,
+        server_round: int,
+        results: list[tuple[ClientProxy, FitRes]],
+        failures: list[tuple[ClientProxy, FitRes] | BaseException],
+    ) -> tuple[Parameters | None, dict[str, Scalar]]:
+        record = self.report.rounds[-1]
+        for _, res in results:
+            if SESSION_EPSILON in res.metrics:
+                partner = int(res.metrics[PARTNER])
+                record.session_epsilon[partner] = float(res.metrics[SESSION_EPSILON])
+        refused = {refused_partner(f) for f in failures if isinstance(f, BaseException)}
+        record.refused = sorted(p for p in refused if p is not None)
+        parameters, metrics = self.strategy.aggregate_fit(server_round, results, failures)
+        record.released = parameters is not None
+        partner = self.report.settings.partner
+        if partner is not None:
+            self._released += record.released
+            record.partner_epsilon = accountant.epsilon(
+                noise_multiplier=partner.noise_multiplier,
+                sample_rate=self.report.sample_rate,
+                steps=self._released,
+                delta=self.report.settings.delta,
+            )
+        return parameters, metrics
+
+    def configure_evaluate(
+        self, server_round: int, parameters: Parameters, client_manager: ClientManager
+    ) -> list[tuple[ClientProxy, EvaluateIns]]:
+        return self.strategy.configure_evaluate(server_round, parameters, client_manager)
+
+    def aggregate_evaluate(
+        self,
+        server_round: int,
+        results: list[tuple[ClientProxy, EvaluateRes]],
+        failures: list[tuple[ClientProxy, EvaluateRes] | BaseException],
+    ) -> tuple[float | None, dict[str, Scalar]]:
+        return self.strategy.aggregate_evaluate(server_round, results, failures)
+
+    def evaluate(
+        self, server_round: int, parameters: Parameters
+    ) -> tuple[float, dict[str, Scalar]] | None:
+        return self.strategy.evaluate(server_round, parameters)
