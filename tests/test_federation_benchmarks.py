@@ -1,0 +1,133 @@
+"""What decides a federation benchmark figure: partition labels, memory, processes, ratios."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+from fedpath.data.containers import Session, SplitDataset
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    """The benchmark scripts as modules (they import their siblings by name)."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import fedbench
+    import federation_quality
+    import scale
+    import secagg_overhead
+
+    return SimpleNamespace(
+        fedbench=fedbench, quality=federation_quality, scale=scale, secagg=secagg_overhead
+    )
+
+
+def _session(key: str, items: list[int]) -> Session:
+    return Session(
+        key=key,
+        items=np.array(items, dtype=np.int64),
+        actions=np.zeros(len(items), dtype=np.int8),
+        start=0,
+        channel="web",
+    )
+
+
+def test_popularity_bands_label_sessions_by_their_first_items_share_of_train_occurrences(
+    bench: SimpleNamespace,
+) -> None:
+    # Prepare: train occurrences 0:6, 1:2, 2:1, 3:1 (10 in all). Most popular first, the
+    # occurrences before each item are 0, 6, 8, 9: with 2 bands, item 0 is band 0 (0*2//10) and
+    # items 1, 2, 3 are band 1 (6*2//10, 8*2//10, 9*2//10).
+    split = SplitDataset(
+        train=[_session("a", [0, 1, 0]), _session("b", [2, 0, 0, 3]), _session("c", [0, 1, 0])],
+        valid=[_session("d", [1, 0])],
+        test=[_session("e", [3, 2]), _session("f", [0, 2])],
+        vocab=["i0", "i1", "i2", "i3"],
+    )
+
+    # Execute
+    banded = bench.quality.popularity_bands(split, 2)
+
+    # Assert
+    labels = {s.key: s.category for part in (banded.train, banded.valid, banded.test) for s in part}
+    assert labels == {
+        "a": "popularity-band-0",
+        "b": "popularity-band-1",
+        "c": "popularity-band-0",
+        "d": "popularity-band-1",
+        "e": "popularity-band-1",
+        "f": "popularity-band-0",
+    }
+    assert [s.channel for s in banded.train] == ["web"] * 3  # nothing else changes
+    assert np.array_equal(banded.train[1].items, split.train[1].items)
+
+
+def test_tree_memory_counts_a_child_process_and_its_memory(bench: SimpleNamespace) -> None:
+    # Prepare: a child that holds 100 MB of touched memory.
+    alone_pss, alone_rss, alone_count = bench.scale.tree_memory_mb(os.getpid())
+    code = "import sys, time; x = b'1' * (100 * 2**20); print('ready', flush=True); time.sleep(60)"
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+
+        # Execute
+        pss, rss, count = bench.scale.tree_memory_mb(os.getpid())
+    finally:
+        child.kill()
+        child.wait()
+
+    # Assert
+    assert count == alone_count + 1
+    assert rss - alone_rss >= 100
+    assert pss - alone_pss >= 100
+    assert pss <= rss
+
+
+def test_in_fresh_process_answers_from_another_process(bench: SimpleNamespace) -> None:
+    # Execute: os.getpid, called over there.
+    pid = bench.fedbench.in_fresh_process(os.getpid)
+
+    # Assert
+    assert pid != os.getpid()
+
+
+def test_in_fresh_process_raises_when_the_process_dies_without_answering(
+    bench: SimpleNamespace,
+) -> None:
+    # Execute / Assert: os._exit(3) ends the process before it can reply.
+    started = time.perf_counter()
+    with pytest.raises(RuntimeError, match="exit 3"):
+        bench.fedbench.in_fresh_process(os._exit, 3)
+    assert time.perf_counter() - started < 60
+
+
+def test_log_shares_is_two_log2_neighbours_plus_self(bench: SimpleNamespace) -> None:
+    # 10 partners: ceil(log2 10) = 4 -> 9 shares; 100: ceil(log2 100) = 7 -> 15.
+    assert (bench.secagg.log_shares(10), bench.secagg.log_shares(100)) == (9, 15)
+
+
+def test_ratios_divide_by_the_mean_of_the_plain_runs_of_the_same_size(
+    bench: SimpleNamespace,
+) -> None:
+    # Prepare: plain runs of 2 s and 4 s (mean 3) around a 6 s SecAgg+ run; another size apart.
+    runs = [
+        {"partners": 10, "setting": "plain", "fit_seconds": 2.0, "round_seconds": 4.0},
+        {"partners": 10, "setting": "log shares", "fit_seconds": 6.0, "round_seconds": 9.0},
+        {"partners": 10, "setting": "plain", "fit_seconds": 4.0, "round_seconds": 8.0},
+        {"partners": 100, "setting": "plain", "fit_seconds": 10.0, "round_seconds": 10.0},
+        {"partners": 100, "setting": "log shares", "fit_seconds": 15.0, "round_seconds": 30.0},
+    ]
+
+    # Execute
+    bench.secagg.with_ratios(runs)
+
+    # Assert
+    assert [r["fit_ratio"] for r in runs] == [2 / 3, 2.0, 4 / 3, 1.0, 1.5]
+    assert [r["round_ratio"] for r in runs] == [4 / 6, 1.5, 8 / 6, 1.0, 3.0]
