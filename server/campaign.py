@@ -85,11 +85,13 @@ class Campaign:
     # ------------------------------------------------------------------------------ the run
     def run(self, grid: Grid, context: Context) -> None:
         checkpoint = self._checkpoint()
+        earlier = self.registry.promoted()
         self._status(
             state="waiting for partners",
             rounds=checkpoint.rounds,
             completed_rounds=checkpoint.round,
             records=checkpoint.records,
+            promoted=earlier and {"version": earlier.version, "reason": "an earlier campaign's"},
         )
         self._await(grid)
         if checkpoint.remaining:
