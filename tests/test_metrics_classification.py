@@ -81,7 +81,7 @@ def test_auc_with_one_class_is_nan_with_a_reason(caplog: pytest.LogCaptureFixtur
     converts = np.zeros(3, dtype=bool)
 
     # Execute
-    with caplog.at_level(logging.INFO, logger="fedpath.metrics.classification"):
+    with caplog.at_level(logging.DEBUG, logger="fedpath.metrics.classification"):
         auc = conversion_auc(np.array([0.1, 0.2, 0.3]), converts)
 
     # Assert
