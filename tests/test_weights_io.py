@@ -14,6 +14,8 @@ import fedpath
 from fedpath.errors import DataFormatError
 from fedpath.models.registry import build_model
 from fedpath.models.weights_io import load_model, model_params, save_weights
+from fedpath.privacy.dp_config import SessionDP
+from fedpath.privacy.dp_session import SessionDPSGD
 
 TINY = {"embedding_size": 8, "dropout": 0.1, "epochs": 1}
 
@@ -90,3 +92,14 @@ def test_weights_that_do_not_fit_the_described_model_are_refused(tmp_path) -> No
     # Execute / Assert
     with pytest.raises(ValueError, match=r"item_embedding\.weight.*must have shape \(13, 8\)"):
         load_model(path)
+
+
+def test_runtime_machinery_is_not_saved(tmp_path) -> None:
+    # Prepare: a model carrying a DP-SGD trainer, live state rather than a setting
+    private = SessionDPSGD(SessionDP())
+    model = build_model("gru4rec", n_items=N_ITEMS, private=private, **TINY)
+    # Execute
+    loaded = load_model(save_weights(tmp_path / "private.safetensors", model))
+    # Assert
+    assert "private" not in model_params(model)
+    assert loaded.private is None

@@ -107,18 +107,22 @@ class NeuralNextStepModel(NextStepModel):
     ``grad_clip`` and the proximal term then do not apply.
     """
 
+    # Constructor arguments that say how ``fit`` runs in this process, not what the model is: a
+    # saved model leaves them out (a private trainer holds a live accountant, not a setting).
+    unsaved_params: tuple[str, ...] = ("private",)
+
     def __init__(
         self,
         *,
         n_items: int,
         seed: int = 0,
         embedding_size: int = 64,
-        dropout: float = 0.2,
-        lr: float = 1e-3,
+        dropout: float = 0.6,
+        lr: float = 3e-3,
         weight_decay: float = 0.0,
         batch_size: int = 32,
-        epochs: int = 30,
-        patience: int = 5,
+        epochs: int = 60,
+        patience: int = 10,
         max_len: int = 50,
         grad_clip: float = 5.0,
         item_loss_weight: float = 1.0,

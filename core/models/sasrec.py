@@ -62,7 +62,7 @@ class SASRec(NeuralNextStepModel):
         num_layers: int = 2,
         num_heads: int = 2,
         inner_size: int = 256,
-        attention_dropout: float = 0.2,
+        attention_dropout: float = 0.6,
         **shared,
     ) -> None:
         self.num_layers = num_layers

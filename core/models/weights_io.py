@@ -31,19 +31,22 @@ def model_params(model: NextStepModel) -> dict[str, Any]:
     """The keyword-only constructor arguments of ``model``'s class chain, read back from it.
 
     Models follow scikit-learn's convention (each argument stored under its own name), which is
-    what lets a file rebuild the model without a per-class serializer.
+    what lets a file rebuild the model without a per-class serializer. Names in the class's
+    ``unsaved_params`` (runtime machinery such as a private trainer) are left out.
     """
     params: dict[str, Any] = {}
+    unsaved = set(getattr(model, "unsaved_params", ()))
     for cls in type(model).__mro__:
         if "__init__" in vars(cls):
             for name, parameter in inspect.signature(cls.__init__).parameters.items():
-                if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in params:
-                    if not hasattr(model, name):
-                        raise ValueError(
-                            f"{type(model).__name__}.{name} must be stored as an attribute "
-                            f"of the same name to be saved, got no such attribute"
-                        )
-                    params[name] = getattr(model, name)
+                if parameter.kind is not inspect.Parameter.KEYWORD_ONLY or name in unsaved:
+                    continue
+                if not hasattr(model, name):
+                    raise ValueError(
+                        f"{type(model).__name__}.{name} must be stored as an attribute "
+                        f"of the same name to be saved, got no such attribute"
+                    )
+                params.setdefault(name, getattr(model, name))
         if cls is NextStepModel:
             break
     return params
