@@ -5,8 +5,7 @@ Partners are dealt IID from a `fedpath synth` log (SYNTHETIC: a cost figure, nev
 claim) and federate GRU4Rec as configured in `conf/model/gru4rec.yaml` (FedAvg, one local epoch
 per round) under four fit steps, everything else equal:
 
-- `plain`: SecAgg+ off (the explicit opt-out), run first and again last: the two show how much
-  the shared machine drifted during the benchmark, and their mean is the denominator;
+- `plain`: SecAgg+ off (the explicit opt-out), the denominator;
 - `N/2 shares`: SecAgg+ as the issue's first measurement used it, `num_shares = 0.5` of the
   sampled partners (Flower rounds it to an odd count: 5 of 10, 51 of 100);
 - `all shares`: the project's default, `num_shares = 1.0` (every partner shares with every other,
@@ -16,11 +15,15 @@ per round) under four fit steps, everything else equal:
 
 Every SecAgg+ setting keeps the project's reconstruction threshold (0.67 of `num_shares`) and
 quantization. The figure is the fit step's time (`RoundRecord.fit_seconds`: sampling to
-aggregate, SecAgg+'s four stages included), median over rounds 2..R: round 1 also starts Ray and
-its workers. Round time including evaluation (`round_seconds`) is reported beside it.
+aggregate, SecAgg+'s four stages included) of rounds 2..R (round 1 also starts Ray and its
+workers). The machine is shared and its load drifts by 2x within minutes, so the four settings
+run in turn, `--repeats` times over (plain, N/2, all, log, plain, N/2, ...): a setting's time is
+the median over all its measured rounds, its ratio that median over plain's, and the spread is
+the range of the ratios of each repetition (setting over the plain run just before it). Round
+time including evaluation (`round_seconds`) is reported beside it.
 
-    .venv/bin/python benchmarks/secagg_overhead.py            # 10 and 100 partners
-    .venv/bin/python benchmarks/secagg_overhead.py --quick    # 10 partners, 3 rounds, small log
+    .venv/bin/python benchmarks/secagg_overhead.py            # 10 and 100 partners, 3 repeats
+    .venv/bin/python benchmarks/secagg_overhead.py --quick    # 10 partners, 1 repeat, small log
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from fedpath.simulations.partition import PartitionConfig, partition
 
 SIZES, QUICK_SIZES = (10, 100), (10,)
 ROUNDS, QUICK_ROUNDS = 5, 3
+REPEATS = 3
 SESSIONS, QUICK_SESSIONS = 5_000, 1_000  # `fedpath synth`'s default size
 FRACTION_EVALUATE = 0.1  # evaluation is not what is measured; keep it short
 GOALS = {10: 1.2, 100: 2.0}  # issue 4: SecAgg+ / plain fit time at 10 and 100 partners
@@ -72,15 +76,13 @@ def log_shares(n_partners: int) -> int:
 
 
 def settings_for(n_partners: int) -> list[Setting]:
-    """Plain first and last (the drift check), the three SecAgg+ share choices between."""
-    plain_fit = Setting(PLAIN, SecAggSettings(enabled=False), "—")
+    """Plain, then the three SecAgg+ share choices."""
     k = log_shares(n_partners)
     return [
-        plain_fit,
+        Setting(PLAIN, SecAggSettings(enabled=False), "—"),
         Setting("N/2 shares", SecAggSettings(num_shares=0.5), "0.5 of sampled"),
         Setting("all shares", SecAggSettings(num_shares=1.0), "1.0 of sampled"),
         Setting("log shares", SecAggSettings(num_shares=k), f"{k} (2⌈log₂N⌉+1)"),
-        plain_fit,
     ]
 
 
@@ -116,8 +118,10 @@ def federate(split: SplitDataset, n_partners: int, config: FederationConfig) -> 
     }
 
 
-def measure(data: PreparedData, n_partners: int, setting: Setting, rounds: int) -> dict[str, Any]:
-    """One setting in a fresh process; median fit and round times of rounds 2..R."""
+def measure(
+    data: PreparedData, n_partners: int, setting: Setting, rounds: int, repeat: int
+) -> dict[str, Any]:
+    """One setting in a fresh process; its fit and round times of rounds 2..R."""
     load = os.getloadavg()
     config = federation_config(setting.secagg, rounds)
     run = in_fresh_process(federate, data.split, n_partners, config)
@@ -126,34 +130,55 @@ def measure(data: PreparedData, n_partners: int, setting: Setting, rounds: int) 
         "partners": n_partners,
         "setting": setting.label,
         "num_shares": setting.shares,
-        "fit_seconds": statistics.median(r["fit_seconds"] for r in later),
-        "round_seconds": statistics.median(r["round_seconds"] for r in later),
+        "repeat": repeat,
+        "fit_seconds": [r["fit_seconds"] for r in later],
+        "round_seconds": [r["round_seconds"] for r in later],
         "dropped": sum(r["dropped"] for r in run["rounds"]),
         **run,
         "load_average_at_start": list(load),
     }
 
 
-def with_ratios(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each SecAgg+ run's times over the mean of the plain runs of the same size."""
-    for n_partners in dict.fromkeys(r["partners"] for r in runs):
-        group = [r for r in runs if r["partners"] == n_partners]
-        base = {
-            key: statistics.fmean(r[key] for r in group if r["setting"] == PLAIN)
-            for key in ("fit_seconds", "round_seconds")
-        }
-        for run in group:
-            run["fit_ratio"] = run["fit_seconds"] / base["fit_seconds"]
-            run["round_ratio"] = run["round_seconds"] / base["round_seconds"]
-    return runs
+def _median(runs: Sequence[dict[str, Any]], key: str) -> float:
+    return statistics.median(t for run in runs for t in run[key])
+
+
+def summarize(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (size, setting): pooled median times, their ratio to plain, and the per-repeat range."""
+    rows = []
+    for n_partners, label in dict.fromkeys((r["partners"], r["setting"]) for r in runs):
+        own = [r for r in runs if (r["partners"], r["setting"]) == (n_partners, label)]
+        base = [r for r in runs if (r["partners"], r["setting"]) == (n_partners, PLAIN)]
+        per_repeat = [
+            statistics.median(run["fit_seconds"]) / statistics.median(plain_run["fit_seconds"])
+            for run in own
+            for plain_run in base
+            if plain_run["repeat"] == run["repeat"]
+        ]
+        rows.append(
+            {
+                "partners": n_partners,
+                "setting": label,
+                "num_shares": own[0]["num_shares"],
+                "runs": len(own),
+                "fit_seconds": _median(own, "fit_seconds"),
+                "fit_ratio": _median(own, "fit_seconds") / _median(base, "fit_seconds"),
+                "fit_ratio_range": [min(per_repeat), max(per_repeat)],
+                "round_seconds": _median(own, "round_seconds"),
+                "round_ratio": _median(own, "round_seconds") / _median(base, "round_seconds"),
+                "dropped": sum(r["dropped"] for r in own),
+            }
+        )
+    return rows
 
 
 COLUMNS = (
     "partners",
     "fit step",
     "num_shares",
-    "fit s (median, rounds 2..R)",
+    "fit s (median)",
     "fit / plain",
+    "per-repeat range",
     "round s",
     "round / plain",
     "dropped",
@@ -161,20 +186,22 @@ COLUMNS = (
 )
 
 
-def table_row(run: dict[str, Any]) -> dict[str, Any]:
-    goal = GOALS.get(run["partners"])
+def table_row(row: dict[str, Any]) -> dict[str, Any]:
+    goal = GOALS.get(row["partners"])
     verdict = "—"
-    if run["setting"] != PLAIN and goal is not None:
-        verdict = f"{'<=' if run['fit_ratio'] <= goal else '>'} {goal}"
+    if row["setting"] != PLAIN and goal is not None:
+        verdict = f"{'<=' if row['fit_ratio'] <= goal else '>'} {goal}"
+    low, high = row["fit_ratio_range"]
     cells = [
-        run["partners"],
-        run["setting"],
-        run["num_shares"],
-        f"{run['fit_seconds']:.2f}",
-        f"{run['fit_ratio']:.2f}",
-        f"{run['round_seconds']:.2f}",
-        f"{run['round_ratio']:.2f}",
-        run["dropped"],
+        row["partners"],
+        row["setting"],
+        row["num_shares"],
+        f"{row['fit_seconds']:.2f}",
+        f"{row['fit_ratio']:.2f}",
+        f"{low:.2f}–{high:.2f}",
+        f"{row['round_seconds']:.2f}",
+        f"{row['round_ratio']:.2f}",
+        row["dropped"],
         verdict,
     ]
     return dict(zip(COLUMNS, cells, strict=True))
@@ -184,9 +211,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="10 partners, 3 rounds, small log")
+    parser.add_argument("--quick", action="store_true", help="10 partners, 1 repeat, small log")
     parser.add_argument("--sizes", type=int, nargs="+", help=f"partner counts (default {SIZES})")
     parser.add_argument("--rounds", type=int, help=f"rounds per run (default {ROUNDS})")
+    parser.add_argument("--repeats", type=int, help=f"turns over the settings (default {REPEATS})")
     parser.add_argument("--out", type=Path, help="JSON to write")
     return parser.parse_args(argv)
 
@@ -197,26 +225,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta = run_meta("secagg_overhead.py", argv)
     sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
     rounds = args.rounds or (QUICK_ROUNDS if args.quick else ROUNDS)
+    repeats = args.repeats or (1 if args.quick else REPEATS)
     sessions = QUICK_SESSIONS if args.quick else SESSIONS
     data = prepare_log(sessions)
     runs = []
     for n_partners in sizes:
-        for setting in settings_for(n_partners):
-            runs.append(measure(data, n_partners, setting, rounds))
-            print(
-                f"{n_partners} partners, {setting.label}: fit {runs[-1]['fit_seconds']:.2f} s "
-                f"(median of rounds 2..{rounds}), whole run {runs[-1]['seconds']:.0f} s",
-                file=sys.stderr,
-                flush=True,
-            )
-    with_ratios(runs)
+        for repeat in range(repeats):
+            for setting in settings_for(n_partners):
+                runs.append(measure(data, n_partners, setting, rounds, repeat))
+                print(
+                    f"{n_partners} partners, {setting.label}, repeat {repeat}: fit "
+                    f"{statistics.median(runs[-1]['fit_seconds']):.2f} s (median of rounds "
+                    f"2..{rounds}), whole run {runs[-1]['seconds']:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    rows = summarize(runs)
     parameters = runs[0]["parameters"]
     quick = " — QUICK" if args.quick else ""
     title = (
         f"SecAgg+ / plain fit time, GRU4Rec ({parameters:,} parameters), "
         f"SYNTHETIC log ({sessions} sessions){quick}"
     )
-    print_table([table_row(r) for r in runs], COLUMNS, title=title)
+    print_table([table_row(r) for r in rows], COLUMNS, title=title)
     meta.update(
         synthetic=True,
         sessions=sessions,
@@ -224,10 +255,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         items=data.split.n_items,
         parameters=parameters,
         rounds=rounds,
+        repeats=repeats,
         goals=GOALS,
     )
     name = "secagg_overhead_quick.json" if args.quick else "secagg_overhead.json"
-    out = write_json(args.out or RESULTS / name, {"meta": finish_meta(meta, started), "runs": runs})
+    payload = {"meta": finish_meta(meta, started), "summary": rows, "runs": runs}
+    out = write_json(args.out or RESULTS / name, payload)
     print(f"written: {out}")
     return 0
 

@@ -113,21 +113,40 @@ def test_log_shares_is_two_log2_neighbours_plus_self(bench: SimpleNamespace) -> 
     assert (bench.secagg.log_shares(10), bench.secagg.log_shares(100)) == (9, 15)
 
 
-def test_ratios_divide_by_the_mean_of_the_plain_runs_of_the_same_size(
-    bench: SimpleNamespace,
-) -> None:
-    # Prepare: plain runs of 2 s and 4 s (mean 3) around a 6 s SecAgg+ run; another size apart.
+def test_ratios_pool_each_settings_rounds_and_range_over_repeats(bench: SimpleNamespace) -> None:
+    # Prepare: two turns at 10 partners; plain's fit rounds pool to a median of 3 s
+    # ([2, 2, 2, 4, 4, 4]), the SecAgg+ setting's to 6 s; per turn 6/2 = 3 and 6/4 = 1.5.
+    def run(partners: int, setting: str, repeat: int, fit: float, round_: float) -> dict:
+        return {
+            "partners": partners,
+            "setting": setting,
+            "num_shares": "k",
+            "repeat": repeat,
+            "fit_seconds": [fit] * 3,
+            "round_seconds": [round_] * 3,
+            "dropped": 0,
+        }
+
     runs = [
-        {"partners": 10, "setting": "plain", "fit_seconds": 2.0, "round_seconds": 4.0},
-        {"partners": 10, "setting": "log shares", "fit_seconds": 6.0, "round_seconds": 9.0},
-        {"partners": 10, "setting": "plain", "fit_seconds": 4.0, "round_seconds": 8.0},
-        {"partners": 100, "setting": "plain", "fit_seconds": 10.0, "round_seconds": 10.0},
-        {"partners": 100, "setting": "log shares", "fit_seconds": 15.0, "round_seconds": 30.0},
+        run(10, "plain", 0, 2.0, 4.0),
+        run(10, "log shares", 0, 6.0, 9.0),
+        run(10, "plain", 1, 4.0, 8.0),
+        run(10, "log shares", 1, 6.0, 9.0),
+        run(100, "plain", 0, 10.0, 10.0),
+        run(100, "log shares", 0, 15.0, 30.0),
     ]
 
     # Execute
-    bench.secagg.with_ratios(runs)
+    rows = bench.secagg.summarize(runs)
 
     # Assert
-    assert [r["fit_ratio"] for r in runs] == [2 / 3, 2.0, 4 / 3, 1.0, 1.5]
-    assert [r["round_ratio"] for r in runs] == [4 / 6, 1.5, 8 / 6, 1.0, 3.0]
+    by_key = {(r["partners"], r["setting"]): r for r in rows}
+    secure = by_key[10, "log shares"]
+    assert (secure["fit_seconds"], secure["fit_ratio"]) == (6.0, 2.0)
+    assert secure["fit_ratio_range"] == [1.5, 3.0]
+    assert secure["round_ratio"] == 9.0 / 6.0
+    assert by_key[10, "plain"]["fit_ratio"] == 1.0
+    assert (by_key[100, "log shares"]["fit_ratio"], by_key[100, "log shares"]["round_ratio"]) == (
+        1.5,
+        3.0,
+    )
