@@ -43,6 +43,7 @@ examples:
   fedpath train -m model=markov,cooccurrence,gru4rec data=rees46
   fedpath simulate strategy=fedprox partners=10 partition=dirichlet partition.alpha=0.3 rounds=10
   fedpath simulate -m strategy=fedavg,fedprox secagg=on,off
+  fedpath simulate privacy=session funnel=off privacy.session.noise_multiplier=1.5
   fedpath synth synth.n_sessions=5000 out=runs/synth.csv
   fedpath train data=rees46 data.pseudonymize=true data.pseudonym_key_path=partner.key
   fedpath audit verify runs/simulate-rees46-markov-sum-20260101-120000
@@ -118,6 +119,7 @@ def _train(cfg: DictConfig) -> None:
 
 @hydra.main(version_base=None, config_path=CONFIG_PATH, config_name="simulate")
 def _simulate(cfg: DictConfig) -> None:
+    from fedpath.privacy.dp_config import PrivacySettings
     from fedpath.report import HEADLINE_METRICS, print_table
     from fedpath.server.config import (
         FaultSettings,
@@ -150,6 +152,7 @@ def _simulate(cfg: DictConfig) -> None:
         gate=_settings(GateSettings, cfg.gate),
         faults=_settings(FaultSettings, cfg.faults),
         personalization=_settings(PersonalizationSettings, cfg.personalization),
+        privacy=PrivacySettings.from_dict(_plain(cfg.privacy)),
         seed=train.seed,
         ks=train.ks,
         review_threshold=train.review_threshold,

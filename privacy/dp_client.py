@@ -78,8 +78,10 @@ class PartnerPrivacy:
         Raises ``PrivacyRefusal`` when the round does not fit the partner's budget.
         """
         session = self.session
+        path = ledger_path(session, partner)
+        path.parent.mkdir(parents=True, exist_ok=True)
         ledger = PrivacyLedger(
-            ledger_path(session, partner),
+            path,
             session.budget_epsilon,
             session.budget_delta,
             partner=f"partner-{partner}",

@@ -9,7 +9,7 @@ can account (it knows the sample rate and whether a round released anything).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from flwr.common import EvaluateIns, EvaluateRes, FitIns, FitRes, Parameters, Scalar
 from flwr.server.client_manager import ClientManager
@@ -81,6 +81,41 @@ class PrivacyReport:
             "partner_epsilon": self.partner_epsilon,
             "refusals": sum(len(r.refused) for r in self.rounds),
         }
+
+    def to_dict(self) -> dict[str, object]:
+        """Settings, end-of-run figures and every round, in plain JSON types (results, audit)."""
+        return {
+            **self.summary(),
+            "settings": asdict(self.settings),
+            "sample_rate": self.sample_rate,
+            "rounds": [
+                {
+                    "round": r.round,
+                    "released": r.released,
+                    "partner_epsilon": r.partner_epsilon,
+                    "session_epsilon": {str(p): e for p, e in sorted(r.session_epsilon.items())},
+                    "refused": r.refused,
+                }
+                for r in self.rounds
+            ],
+        }
+
+    def headline(self) -> str:
+        """One sentence a reader of the report needs first."""
+        parts = []
+        if self.settings.session is not None:
+            parts.append(
+                f"session-level ε = {self.session_epsilon:.3g} (the largest any partner charged; "
+                f"noise multiplier {self.settings.session.noise_multiplier})"
+            )
+        if self.settings.partner is not None:
+            parts.append(
+                f"partner-level ε = {self.partner_epsilon:.3g} (noise multiplier "
+                f"{self.settings.partner.noise_multiplier}, {self.settings.partner.side}-side "
+                f"{self.settings.partner.clipping} clipping)"
+            )
+        refusals = self.summary()["refusals"]
+        return f"{'; '.join(parts)}; δ = {self.settings.delta:g}; refusals: {refusals}."
 
 
 class PrivacyTracker(Strategy):

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 from fedpath.models.weights_io import save_weights
 from fedpath.pipeline import PreparedData
 from fedpath.plots import plot_curves
+from fedpath.privacy.audit import PRIVACY
 from fedpath.privacy.lineage import write_simulation_audit
 from fedpath.report import HEADLINE_METRICS, markdown_table
 from fedpath.runfolder import write_json, write_rows_csv
@@ -36,6 +37,7 @@ def write_simulation_run(
 ) -> None:
     """Everything a reader of the run needs, beside the resolved config the CLI already wrote."""
     rounds = [record.row() for record in result.federation.rounds]
+    privacy = result.federation.privacy
     write_rows_csv(run_dir / "rounds.csv", rounds)
     write_json(
         run_dir / "results.json",
@@ -59,6 +61,7 @@ def write_simulation_run(
             ),
             "gate": result.federation.gate,
             "personalization": result.personalization,
+            "privacy": None if privacy is None else privacy.to_dict(),
             "seconds": result.federation.seconds,
         },
     )
@@ -72,7 +75,9 @@ def write_simulation_run(
     )
     _plot_partner_spread(result, run_dir / "partners.png")
     (run_dir / "report.md").write_text(_report(data, settings, result))
-    write_simulation_audit(data, settings, result, run_dir)
+    audit = write_simulation_audit(data, settings, result, run_dir)
+    if privacy is not None:
+        audit.append(PRIVACY, privacy.to_dict())
 
 
 def _plot_partner_spread(result: ExperimentResult, path: Path) -> None:
@@ -155,6 +160,13 @@ def _extras(result: ExperimentResult) -> list[str]:
         sections += [
             f"## Champion / challenger gate: {verdict}",
             markdown_table([gate.row()], list(gate.row())),
+        ]
+    privacy = result.federation.privacy
+    if privacy is not None and privacy.rounds:
+        sections += [
+            "## Differential privacy (ε cumulative over the run's rounds)",
+            privacy.headline(),
+            markdown_table(privacy.rows(), list(privacy.rows()[0])),
         ]
     if result.personalization:
         rows = [
