@@ -32,7 +32,7 @@ from fedpath.server.checkpoint import (
     restore_strategy_state,
     strategy_state,
 )
-from fedpath.server.deployment import CoordinatorSettings
+from fedpath.server.deployment import CoordinatorSettings, registered_nodes
 from fedpath.server.gate import GateRound
 from fedpath.server.keys import COUNT_SCALE, EVAL_SPLIT, LOCAL_EPOCHS, SERVER_ROUND
 from fedpath.server.meter import ByteMeter, payload_bytes
@@ -163,7 +163,9 @@ class Campaign:
         strategy = self._strategy(start.weights)
         restore_strategy_state(strategy, start.strategy_state)
         meter = ShiftedMeter(start.round)
-        recorder = RoundRecorder(strategy, meter=meter)
+        ids = registered_nodes(self.settings.state)
+        known = {ids[p.name]: p.index for p in self.settings.workspace.partners if p.name in ids}
+        recorder = RoundRecorder(strategy, meter=meter, known_nodes=known)
         latest = [start]
 
         def round_done(server_round: int, arrays: list[np.ndarray]) -> None:

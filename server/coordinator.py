@@ -39,7 +39,12 @@ import fedpath
 from fedpath.clients.daemon import flower_env
 from fedpath.errors import FedpathError
 from fedpath.server.deployed_app import PLAN_KEY
-from fedpath.server.deployment import CoordinatorSettings, write_plan
+from fedpath.server.deployment import (
+    NODE_IDS,
+    CoordinatorSettings,
+    registered_nodes,
+    write_plan,
+)
 from fedpath.server.status import (
     CAMPAIGN,
     SERVICE,
@@ -53,7 +58,6 @@ log = logging.getLogger(__name__)
 
 CONNECTION = "fedpath"  # the SuperLink connection name in the coordinator's own FLWR_HOME
 LOGS = "logs"
-NODE_IDS = "node-ids.json"
 DATABASE = "superlink.db"
 CAMPAIGN_ID = "campaign-id"
 FINISHED = "finished"
@@ -229,7 +233,7 @@ class Coordinator:
         its database makes no ``flwr`` call at all, so it reaches its first round sooner. The
         calls that are needed run side by side: each is a fresh ``flwr`` process.
         """
-        known = self.node_ids()
+        known = registered_nodes(self.state)
         missing = [p for p in self.settings.workspace.partners if p.name not in known]
         with ThreadPoolExecutor(max_workers=max(len(missing), 1)) as pool:
             results = pool.map(
@@ -264,11 +268,6 @@ class Coordinator:
                     )
         (self.state / NODE_IDS).write_text(json.dumps(known, indent=1))
         self.write_service()
-
-    def node_ids(self) -> dict[str, int]:
-        """Partner name -> node id; valid only with the database it was registered in."""
-        path = self.state / NODE_IDS
-        return json.loads(path.read_text()) if path.is_file() else {}
 
     # ------------------------------------------------------------------------ campaigns
     def run_campaign(self, stop: threading.Event) -> bool:
@@ -314,13 +313,14 @@ class Coordinator:
             "--run-config",
             f'{PLAN_KEY}="{plan}"',
         ]
-        log_path = self.logs / f"run-{self.settings.campaign}-{self.run_attempts:03d}.log"
+        earlier = len(list(self.logs.glob(f"run-{self.settings.campaign}-*.log")))
+        log_path = self.logs / f"run-{self.settings.campaign}-{earlier + 1:03d}.log"
         log.info(
             "flwr run for campaign %s (attempt %d), log in %s",
             self.settings.campaign,
-            self.run_attempts,
+            earlier + 1,
             log_path,
-            extra={"event": "run_launched", "attempt": self.run_attempts},
+            extra={"event": "run_launched", "attempt": earlier + 1},
         )
         with log_path.open("w") as sink:
             process = subprocess.Popen(
@@ -341,7 +341,7 @@ class Coordinator:
     def write_service(self) -> None:
         with self._lock:
             refusals = dict(self.refusals)
-        node_ids = self.node_ids()
+        node_ids = registered_nodes(self.state)
         write_status(
             self.state / SERVICE,
             {

@@ -20,6 +20,7 @@ from fedpath.server.provision.layout import Workspace, load_workspace
 
 STATE = "state"
 PLAN = "plan.json"
+NODE_IDS = "node-ids.json"  # partner name -> node id, as the coordinator registered them
 
 
 @dataclass(frozen=True)
@@ -134,3 +135,9 @@ def read_plan(path: Path) -> CoordinatorSettings:
         raise ConfigError(
             f"{path}: must be the plan the coordinator wrote, got {error!r}"
         ) from None
+
+
+def registered_nodes(state: Path) -> dict[str, int]:
+    """Partner name -> the node id its key was registered under (valid with that database)."""
+    path = state / NODE_IDS
+    return json.loads(path.read_text()) if path.is_file() else {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from flwr.common import EvaluateIns, EvaluateRes, FitIns, FitRes, Parameters, Scalar
@@ -73,12 +73,15 @@ class RoundRecorder(Strategy):
         *,
         meter: ByteMeter | None = None,
         on_round: RoundCallback | None = None,
+        known_nodes: Mapping[int, int] | None = None,
     ) -> None:
         self.strategy = strategy
         self.meter = meter
         self.on_round = on_round
         self.records: dict[int, RoundRecord] = {}
-        self._node_partner: dict[int, int] = {}  # learnt from every reply
+        # node id -> partner: learnt from every reply, or known up front (a deployment
+        # registers each partner's node), so a partner dropping before it ever replied is named
+        self._node_partner: dict[int, int] = dict(known_nodes or {})
         self._sampled_nodes: dict[int, set[int]] = {}
         self._answered_nodes: dict[int, set[int]] = {}
         self._started: dict[int, float] = {}

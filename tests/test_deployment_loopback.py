@@ -152,6 +152,7 @@ GRU = {
     "model": "gru4rec",
     "item_buckets": 256,
     "model_params": {"embedding_size": 16, "hidden_size": 16, "batch_size": 64},
+    "max_weight": 2000,  # near the largest partner's train cases: SecAgg+ keeps its precision
 }
 
 
@@ -203,11 +204,12 @@ def test_a_restarted_coordinator_resumes_at_the_next_round(
     tmp_path: Path, rees46: Path, record_property
 ) -> None:
     # Prepare: the same federation twice: once uninterrupted, once with the coordinator killed
+    # (twins: same keys, so the same item buckets and data)
     rounds = {"rounds": 3, "wait_all_s": 600}
-    runs = {}
     for name in ("uninterrupted", "restarted"):
         (tmp_path / name).mkdir()
-        runs[name] = Loopback.provision(tmp_path / name, rees46, GRU)
+    runs = {"uninterrupted": Loopback.provision(tmp_path / "uninterrupted", rees46, GRU)}
+    runs["restarted"] = runs["uninterrupted"].twin(tmp_path / "restarted")
     try:
         straight = runs["uninterrupted"]
         straight.coordinator(rounds)

@@ -31,7 +31,9 @@ class FederationContract:
     Partners map raw item ids into ``item_buckets`` keyed buckets (the key is in their bundles
     only), so the model's item vocabulary is the bucket range and no raw id reaches the
     coordinator. ``max_weight`` bounds a partner's weight (train cases) under SecAgg+: a partner
-    with more cases reports this bound, since Flower's masking overflows above it.
+    with more cases reports this bound, since Flower's masking overflows above it. It also sets
+    the precision: SecAgg+ scales each update by ``weight / max_weight`` before quantizing, so a
+    bound far above the partners' sizes wastes it; choose it near the largest partner's cases.
     """
 
     model: str = "gru4rec"
