@@ -5,6 +5,7 @@ Hydra config is turned into typed values here, at the entry point; nothing below
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -132,6 +133,10 @@ def _simulate(cfg: DictConfig) -> None:
     from fedpath.simulations.experiment import ExperimentSettings, run_experiment
     from fedpath.simulations.partition import PartitionConfig
     from fedpath.simulations.progress import RoundProgress
+
+    # Flower sets its logger to DEBUG when imported, after Hydra configured logging: its
+    # per-round summaries repeat what the progress bar and the report say.
+    logging.getLogger("flwr").setLevel(logging.WARNING)
     from fedpath.simulations.report import write_simulation_run
 
     run_dir = _run_dir()
