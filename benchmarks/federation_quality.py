@@ -377,27 +377,19 @@ def run_one(
 def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     args = parse_args(argv)
-    meta = run_meta("federation_quality.py", argv)
     seeds = args.seeds or (SEEDS[:1] if args.quick else SEEDS)
     args.rounds = args.rounds or (QUICK_ROUNDS if args.quick else ROUNDS)
-    default_models = (
-        (NEURAL_MODELS[:1] + COUNT_MODELS[:1]) if args.quick else NEURAL_MODELS + COUNT_MODELS
+    models = args.models or (
+        (COUNT_MODELS[:1] + NEURAL_MODELS[:1]) if args.quick else COUNT_MODELS + NEURAL_MODELS
     )
-    runs, groupings = [], {}
-    for log in args.logs:
-        data, groupings[log] = prepare_log(log)
-        for model in args.models or default_models:
-            for seed in seeds if model in NEURAL_MODELS else seeds[:1]:
-                runs.append(run_one(data, log, model, seed, args))
-    rows = summarize(runs)
-    quick = " (QUICK smoke run)" if args.quick else ""
-    title = f"Federated vs centralized vs local-only, {N_PARTNERS} non-IID partners{quick}"
-    print_table(table_rows(rows), COLUMNS, title=title)
+    name = "federation_quality_quick.json" if args.quick else "federation_quality.json"
+    out = args.out or RESULTS / name
+    meta = run_meta("federation_quality.py", argv)
     meta.update(
         quick=args.quick,
         partners=N_PARTNERS,
         alpha=ALPHA,
-        partition_groups=groupings,
+        partition_groups={},
         rounds=args.rounds,
         local_epochs=args.local_epochs,
         strategy=args.strategy,
@@ -405,11 +397,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         seeds=list(seeds),
         goals={"fed_over_central": CENTRAL_GOAL, "fed_over_local": LOCAL_GOAL},
     )
-    name = "federation_quality_quick.json" if args.quick else "federation_quality.json"
-    out = write_json(
-        args.out or RESULTS / name,
-        {"meta": finish_meta(meta, started), "summary": rows, "runs": runs},
-    )
+    runs: list[dict[str, Any]] = []
+    for log in args.logs:
+        data, meta["partition_groups"][log] = prepare_log(log)
+        for model in models:
+            for seed in seeds if model in NEURAL_MODELS else seeds[:1]:
+                runs.append(run_one(data, log, model, seed, args))
+                # Written after every experiment: a crash hours in keeps what was measured.
+                payload = {"meta": finish_meta(meta, started), "summary": summarize(runs)}
+                write_json(out, {**payload, "runs": runs})
+    quick = " (QUICK smoke run)" if args.quick else ""
+    title = f"Federated vs centralized vs local-only, {N_PARTNERS} non-IID partners{quick}"
+    print_table(table_rows(summarize(runs)), COLUMNS, title=title)
     print(f"written: {out}")
     return 0
 
