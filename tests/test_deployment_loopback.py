@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -191,6 +192,10 @@ def test_a_partner_killed_mid_round_does_not_stop_the_round(tmp_path: Path, rees
         loop.close()
 
 
+def run_logs_say(loop: Loopback, text: str) -> bool:
+    return any(text in p.read_text() for p in (loop.state / "logs").glob("run-*.log"))
+
+
 def final_weights(loop: Loopback, round: int) -> dict[str, np.ndarray]:
     registry = coordinator_registry(loop)
     card = registry.find("c0001", round)
@@ -226,18 +231,16 @@ def test_a_restarted_coordinator_resumes_at_the_next_round(
         for index in range(len(PARTNERS)):
             loop.partner(index)
         loop.wait(loop.completed(1), 900, "round 1")
-        loop.wait(
-            lambda: (
-                "[ROUND 2]"
-                in "".join(p.read_text() for p in (loop.state / "logs").glob("run-*.log"))
-            ),
-            300,
-            "round 2 to start",
-        )
+        loop.wait(lambda: run_logs_say(loop, "[ROUND 2]"), 300, "round 2 to start")
         loop.kill("coordinator")
         loop.coordinator(rounds)
-        to_next_round = loop.wait(loop.completed(2), 900, "the resumed round 2")
+        restarted = time.monotonic()
+        loop.wait(lambda: run_logs_say(loop, "resumes after round 1"), 600, "the resumed run")
+        to_resumed_run = time.monotonic() - restarted
+        loop.wait(loop.completed(2), 900, "the resumed round 2")
+        to_next_round = time.monotonic() - restarted
         loop.wait(loop.finished, 900, "the resumed campaign")
+        record_property("restart_to_resumed_run_s", round(to_resumed_run, 1))
         record_property("restart_to_next_completed_round_s", round(to_next_round, 1))
 
         # Assert: every round exactly once, resumed at round 2, same model as uninterrupted
@@ -251,11 +254,17 @@ def test_a_restarted_coordinator_resumes_at_the_next_round(
         ]
         run_logs = sorted((loop.state / "logs").glob("run-c0001-*.log"))
         assert len(run_logs) == 2 and "resumes after round 1" in run_logs[-1].read_text()
+        # SecAgg+ quantizes with stochastic rounding (unseeded), so two runs differ by its noise
+        # (about 1e-5 a weight a round here) and training carries it on: equal within that.
         expected, got = final_weights(straight, 3), final_weights(loop, 3)
-        worst = max(float(np.abs(expected[k] - got[k]).max()) for k in expected)
-        record_property("max_abs_weight_difference", worst)
-        assert worst < 1e-3  # SecAgg+ rounds stochastically: equal up to its quantization
-        print(f"restart -> next completed round: {to_next_round:.1f} s; max |dw| {worst:.2e}")
+        gaps = np.concatenate([np.abs(expected[k] - got[k]).ravel() for k in expected])
+        record_property("max_abs_weight_difference", float(gaps.max()))
+        record_property("mean_abs_weight_difference", float(gaps.mean()))
+        assert gaps.mean() < 1e-4 and gaps.max() < 1e-2
+        print(
+            f"restart -> resumed run {to_resumed_run:.1f} s, -> next completed round "
+            f"{to_next_round:.1f} s; |dw| max {gaps.max():.2e} mean {gaps.mean():.2e}"
+        )
     finally:
         for run in runs.values():
             run.close()
