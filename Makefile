@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 # A short federated simulation on the embedded synthetic log: 4 partners (the generator's
 # platforms), SecAgg+ on, beside centralized and local-only training; prints the side-by-side table.
 demo: $(STAMP)
-	$(BIN)/fedpath simulate rounds=5
+	$(BIN)/fedpath simulate rounds=8 local_epochs=2 model.epochs=8 data.n_sessions=1000
 
 test: $(STAMP)
 	$(BIN)/pytest -q
