@@ -129,6 +129,7 @@ def flower_env(flwr_home: Path) -> dict[str, str]:
         **os.environ,
         "PATH": f"{scripts}{os.pathsep}{os.environ.get('PATH', '')}",
         "FLWR_HOME": str(flwr_home),
+        "PYTHONUNBUFFERED": "1",  # their logs reach ours line by line, not in late blocks
     }
 
 

@@ -206,7 +206,9 @@ class Campaign:
         if not record.participants:
             raise FedpathError(
                 f"round {record.round} must aggregate at least one update, got none "
-                f"({record.failures} failures); the campaign stops before saving it"
+                f"({record.failures} failures; under SecAgg+, too few partners answered a stage "
+                "within secagg.timeout); the run stops before checkpointing it, and the "
+                "coordinator's next run repeats it"
             )
         model = self.spec.build()
         model.set_weights(self.spec.from_arrays(arrays))

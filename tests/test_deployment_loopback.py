@@ -160,20 +160,22 @@ GRU = {
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_a_partner_killed_mid_round_does_not_stop_the_round(tmp_path: Path, rees46: Path) -> None:
-    # Prepare: three partners, SecAgg+ needs two of three shares; gamma will die
+    # Prepare: three partners, SecAgg+ needs two of three shares; gamma will die. A stage waits
+    # `timeout` for replies: long enough for a partner's local training on two loaded cores
     loop = Loopback.provision(tmp_path, rees46, GRU)
     try:
-        loop.coordinator({"rounds": 2, "min_partners": 2, "wait_all_s": 600}, {"timeout": 45})
+        loop.coordinator({"rounds": 2, "min_partners": 2, "wait_all_s": 120}, {"timeout": 180})
         loop.wait(lambda: registered(loop), 300, "the partners' keys to be registered")
         for index in range(len(PARTNERS)):
             loop.partner(index)
         supernode_log = loop.kit.partners["gamma"] / "work" / "supernode.log"
 
-        # Execute: kill gamma once round 1's secure aggregation has handed it work
+        # Execute: kill gamma while it trains in round 1: it has shared its SecAgg+ keys and
+        # received the request for its masked update (its third training message)
         loop.wait(
             lambda: (
                 supernode_log.is_file()
-                and supernode_log.read_text().count("Receiving: train message") >= 2
+                and supernode_log.read_text().count("Receiving: train message") >= 3
             ),
             600,
             "gamma to be in the middle of round 1",
