@@ -114,6 +114,8 @@ class PartnerClient(NumPyClient):
         Session-level DP (``fedpath.privacy``) first charges the partner's ledger (a refusal
         raises, and the round goes on without this partner), then counts at most
         ``max_session_cases`` cases per session and noises the counts, or trains by DP-SGD.
+        Under any DP the reply's weight is 1 and a private fit reports no training loss: the
+        number of cases and the loss are functions of the data that no noise covers.
         """
         privacy = self.settings.privacy
         session = privacy if privacy is not None and privacy.settings.session else None
@@ -144,8 +146,9 @@ class PartnerClient(NumPyClient):
         model.set_weights(self.spec.from_arrays(parameters))
         losses: list[float] = []
         model.fit(train, None, on_epoch=lambda _, metrics: losses.append(metrics["loss"]))
-        metrics[TRAIN_LOSS] = losses[-1]
-        weight = 1 if privacy is not None and privacy.unweighted else len(train)
+        if session is None:
+            metrics[TRAIN_LOSS] = losses[-1]
+        weight = len(train) if privacy is None else 1
         return self.spec.to_arrays(model.get_weights()), weight, metrics
 
     def _funnel(self, config: dict[str, Scalar]) -> tuple[NDArrays, int, dict[str, Scalar]]:

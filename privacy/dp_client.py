@@ -58,11 +58,6 @@ class PartnerPrivacy:
             raise ValueError("privacy.session must be set for session-level DP, got None")
         return self.settings.session
 
-    @property
-    def unweighted(self) -> bool:
-        """Partner-level DP bounds a partner's share of an unweighted mean: weight 1 each."""
-        return self.settings.partner is not None
-
     def mods(self) -> list[Mod]:
         """Partner-level clipping (and, under SecAgg+, each partner's share of the noise)."""
         partner = self.settings.partner

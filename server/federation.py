@@ -93,8 +93,8 @@ def run_federation(
             report = PrivacyReport(config.privacy, privacy.sampled / len(partners))
             strategy = PrivacyTracker(strategy, report)
         recorder = RoundRecorder(strategy, meter=meter, on_round=on_round)
-        # Partner-level DP averages without weights: every partner reports weight 1.
-        max_weight = 1.0 if privacy is not None and privacy.unweighted else max(train_sizes)
+        # Under DP every partner reports weight 1 (its size is not private): an unweighted mean.
+        max_weight = max(train_sizes) if privacy is None else 1.0
         workflow = build_workflow(config.secagg, max_weight=max_weight, count_scale=scale)
         outcome = ServerOutcome()
         settings = ClientSettings(
