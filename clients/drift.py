@@ -7,7 +7,9 @@ is the model's own output on the partner's held-out cases when the model was loa
 side is a sliding window of the last requests. The distance is the population stability index
 (PSI), the credit-scoring convention: below 0.1 stable, 0.1 to 0.25 moderate, above 0.25 a
 shift worth a person's attention. Past the threshold the monitor raises an alert once (logged,
-and exposed as a metric) and clears it once both distances are back under.
+and exposed as a metric) and clears it once both distances are back under ``CLEAR_RATIO`` of
+the threshold: traffic hovering at the threshold must not raise and clear it request after
+request.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 
 CONFIDENCE_RANGE = (1.0 / N_ACTIONS, 1.0)
 SMOOTHING = 1e-4  # keeps an empty bin from making the index infinite
+CLEAR_RATIO = 0.8  # an alert clears below this share of the threshold (hysteresis)
 
 
 @dataclass(frozen=True)
@@ -110,5 +113,6 @@ class DriftMonitor:
         confidence, action = self._histograms(np.stack(self._live))
         confidence_psi = psi(self._reference[0], confidence)
         action_psi = psi(self._reference[1], action)
-        alert = max(confidence_psi, action_psi) > self.settings.threshold
-        return DriftScores(confidence_psi, action_psi, samples, alert)
+        worst = max(confidence_psi, action_psi)
+        threshold = self.settings.threshold * (CLEAR_RATIO if self._alert else 1.0)
+        return DriftScores(confidence_psi, action_psi, samples, worst > threshold)

@@ -246,3 +246,25 @@ def test_drift_alert_rises_on_a_shift_and_clears_when_it_goes(caplog) -> None:
     messages = [r.getMessage() for r in caplog.records]
     assert sum("drift alert:" in m for m in messages) == 1
     assert sum("drift alert cleared" in m for m in messages) == 1
+
+
+def test_drift_alert_does_not_flicker_at_the_threshold() -> None:
+    # Prepare: half confident, half unsure predictions as the reference; windows of 100
+    sure, unsure = (
+        np.tile([0.9, 0.04, 0.03, 0.03], (100, 1)),
+        np.tile([0.3, 0.3, 0.2, 0.2], (100, 1)),
+    )
+    reference = np.concatenate([sure[:50], unsure[:50]])
+    monitor = DriftMonitor(reference, DriftSettings(threshold=0.25, window=100, min_samples=100))
+
+    # Execute: 20 % sure (PSI 0.42), then 28 % sure (PSI 0.21: under the threshold, above
+    # 0.8 x threshold), then the reference mix again
+    raised = monitor.observe(np.concatenate([sure[:20], unsure[:80]]))
+    between = monitor.observe(np.concatenate([sure[:28], unsure[:72]]))
+    cleared = monitor.observe(reference)
+
+    # Assert
+    assert raised.alert and raised.confidence_psi > 0.25
+    assert 0.2 < between.confidence_psi <= 0.25
+    assert between.alert  # still raised: an alert clears below 0.8 x threshold only
+    assert not cleared.alert
