@@ -83,7 +83,7 @@ def test_a_tampered_checkpoint_is_refused(model, tmp_path, where: str, offset: i
     flip(path, offset)
 
     # Execute / Assert: refused with a reason that names the file
-    with pytest.raises(DecryptionError, match="model.fpenc"):
+    with pytest.raises(DecryptionError, match=r"model\.fpenc"):
         load_encrypted_model(path, KEY)
 
 

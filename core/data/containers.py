@@ -35,7 +35,7 @@ class Session:
 
 @dataclass(frozen=True)
 class SplitDataset:
-    """Train / valid / test sessions over one vocabulary (train items, order of first appearance)."""
+    """Train / valid / test sessions over one vocabulary (train items, first-appearance order)."""
 
     train: list[Session]
     valid: list[Session]
@@ -86,5 +86,5 @@ class Cases:
 
     @property
     def item_cases(self) -> Cases:
-        """Only the cases whose next step is an item (the session-recommendation protocol's cases)."""
+        """Only the cases whose next step is an item (the session-recommendation cases)."""
         return self.subset(self.next_item >= 0)

@@ -27,5 +27,5 @@ def model_class(name: str) -> type[NextStepModel]:
 
 
 def build_model(name: str, *, n_items: int, seed: int = 0, **params: Any) -> NextStepModel:
-    """A fresh, unfitted model; ``params`` are the keys of ``conf/model/<name>.yaml`` but ``name``."""
+    """A fresh, unfitted model; ``params`` are the keys of ``conf/model/<name>.yaml`` bar name."""
     return model_class(name)(n_items=n_items, seed=seed, **params)
