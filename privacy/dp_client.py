@@ -44,7 +44,10 @@ def ledger_path(settings: SessionDP, partner: int) -> Path:
 
 @dataclass(frozen=True)
 class PartnerPrivacy:
-    """``settings`` for a run ``run_id`` of ``n_partners``, ``sampled`` of them per round."""
+    """What a partner needs to apply the run's DP on its own: the settings, the run's id (its
+    ledger charges are keyed by it), and the run's size and SecAgg+ state, which decide the
+    partner's share of the noise (``n_partners`` for counts, ``sampled`` per round for updates).
+    """
 
     settings: PrivacySettings
     run_id: str
