@@ -349,14 +349,17 @@ def _handler(service: PredictionService) -> type[BaseHTTPRequestHandler]:
                 self._json(HTTPStatus.NOT_FOUND, {"error": f"no such path {self.path!r}"})
 
         def do_POST(self) -> None:
+            """Answer, counting the answer before it is sent: a client that reads /metrics
+            right after its reply must find its request there."""
             started = time.perf_counter()
-            status, review = self._predict()
+            status, payload = self._predict()
+            review = bool(payload.get("needs_review", False))
             service.stats.record(status, time.perf_counter() - started, review)
+            self._json(status, payload)
 
-        def _predict(self) -> tuple[int, bool]:
+        def _predict(self) -> tuple[int, dict[str, Any]]:
             if self.path != "/predict":
-                self._json(HTTPStatus.NOT_FOUND, {"error": f"no such path {self.path!r}"})
-                return HTTPStatus.NOT_FOUND, False
+                return HTTPStatus.NOT_FOUND, {"error": f"no such path {self.path!r}"}
             try:
                 body = self._body()
                 served = service.source.current()
@@ -369,14 +372,11 @@ def _handler(service: PredictionService) -> type[BaseHTTPRequestHandler]:
                     served, request, service.catalog, service.settings, service.max_len
                 )
             except RequestError as error:
-                self._json(error.status, {"error": str(error)})
-                return error.status, False
+                return error.status, {"error": str(error)}
             except Exception:  # a bug answers 500; the server stays up
                 log.exception("prediction failed")
-                self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
-                return HTTPStatus.INTERNAL_SERVER_ERROR, False
-            self._json(HTTPStatus.OK, payload)
-            return HTTPStatus.OK, payload["needs_review"]
+                return HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"}
+            return HTTPStatus.OK, payload
 
         def _body(self) -> bytes:
             length = self.headers.get("Content-Length")
