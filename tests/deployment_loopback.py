@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -100,6 +101,21 @@ class Loopback:
             http_port=http_port,
             serve_ports=rest[: len(PARTNERS)],
             runtime_ports=rest[len(PARTNERS) :],
+        )
+
+    def twin(self, root: Path) -> Loopback:
+        """The same federation (keys, item key, logs, ports) in another folder, for a second
+        run that must see exactly the same data; to be made before either runs."""
+        shutil.copytree(self.kit.root, root / "kit")
+        logs = [Path(shutil.copy(log, root / log.name)) for log in self.logs]
+        return Loopback(
+            root=root,
+            kit=_kit(root / "kit"),
+            logs=logs,
+            port=self.port,
+            http_port=self.http_port,
+            serve_ports=self.serve_ports,
+            runtime_ports=self.runtime_ports,
         )
 
     # ------------------------------------------------------------------ processes
@@ -202,6 +218,15 @@ class Loopback:
 
     def finished(self) -> bool:
         return self.campaign().get("state") == "finished"
+
+
+def _kit(root: Path) -> Kit:
+    return Kit(
+        root=root,
+        authority=root / "ca",
+        coordinator=root / "coordinator",
+        partners={name: root / "partners" / name for name in PARTNERS},
+    )
 
 
 def _killpg(pid: int, sig: signal.Signals) -> None:
