@@ -66,6 +66,19 @@ def test_each_model_learns_a_deterministic_log(name: str, cyclic: Cases) -> None
     assert recall_at_k(ranks, 2) > 0.9
 
 
+def test_sgd_with_momentum_learns_over_successive_fits(cyclic: Cases) -> None:
+    # Prepare: SGD is GRU4Rec's default; a federated run calls fit once per round.
+    model = build_model(
+        "gru4rec", n_items=N_ITEMS, seed=0, epochs=6, optimizer="sgd", lr=0.1, momentum=0.9, **TINY
+    )
+    # Execute: two fits of 6 epochs, as two federated rounds would
+    model.fit(cyclic)
+    model.fit(cyclic)
+    ranks = target_ranks(model.predict(cyclic.item_cases).item_scores, cyclic.item_cases.next_item)
+    # Assert
+    assert recall_at_k(ranks, 2) > 0.9
+
+
 @pytest.mark.parametrize("name", NEURAL)
 def test_predictions_have_contract_shapes_and_probabilities(name: str, cyclic: Cases) -> None:
     # Prepare
@@ -226,6 +239,9 @@ def test_out_of_vocabulary_prefix_item_is_refused() -> None:
         ("gru4rec", {"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1\.0"),
         ("narm", {"hidden_size": 0}, r"hidden_size must be >= 1, got 0"),
         ("sasrec", {"embedding_size": 10, "num_heads": 4}, r"embedding_size must be a multiple"),
+        ("gru4rec", {"optimizer": "rmsprop"}, r"optimizer must be one of \('adam', 'sgd'\)"),
+        ("narm", {"optimizer": "adam", "momentum": 0.9}, r"momentum must be 0 unless optimizer"),
+        ("gru4rec", {"optimizer": "sgd", "momentum": 1.0}, r"momentum must be in \[0, 1\)"),
     ],
 )
 def test_bad_hyper_parameters_are_refused(name: str, params: dict, message: str) -> None:
