@@ -1,6 +1,7 @@
 """``fedpath partner --bundle DIR --data PATH``: one partner, running for as long as it is needed.
 
-The daemon prepares the partner's log once (``local_data``), starts its prediction server, and
+The daemon prepares the partner's log once (``local_data``: user and session ids pseudonymized
+under the bundle's ``pseudonym.key`` as it is loaded), starts its prediction server, and
 keeps a Flower SuperNode connected to the coordinator: ``flower-supernode`` with the bundle's CA
 certificate (TLS) and node key (authentication), its node config pointing at the runtime file the
 ClientApp reads. Flower retries a lost connection on its own; when the SuperNode *exits* (the

@@ -1,18 +1,23 @@
 """A deployed partner's own log, made ready for its ClientApp and its prediction server.
 
-The log is read by the core loaders (quarantining malformed rows), run through the benchmark
-protocol in the federation's hashed item space (the partners' key, ``item_buckets`` buckets),
-and cut into cases. Item indices are the bucket numbers themselves, so every partner's index
-``b`` is the same embedding row without any vocabulary being exchanged. The cases go to the
-partner's work folder in the store the simulation uses (``fedpath.clients.store``), and a
-catalogue maps each bucket back to the partner's own most frequent item in it, so its
-recommendations name its own products. Nothing here leaves the partner.
+The log is read by the core loaders (quarantining malformed rows) and its user and session ids
+are replaced at once by keyed pseudonyms under the partner's own key
+(``fedpath.privacy.pseudonymize``), so nothing written from then on (cases, catalogue, log lines)
+can hold a raw shopper id; only the quarantine keeps malformed rows verbatim, as the partner's
+local diagnostics. The events are then run through the benchmark protocol in the federation's
+hashed item space (the partners' key, ``item_buckets`` buckets), and cut into cases. Item indices
+are the bucket numbers themselves, so every partner's index ``b`` is the same embedding row
+without any vocabulary being exchanged. The cases go to the partner's work folder in the store
+the simulation uses (``fedpath.clients.store``), and a catalogue maps each bucket back to the
+partner's own most frequent item in it, so its recommendations name its own products. Nothing
+here leaves the partner.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,7 +29,9 @@ from fedpath.data.cases import expand_prefixes
 from fedpath.data.hashing import BUCKET_PREFIX, ItemHasher
 from fedpath.data.loader import load_events
 from fedpath.data.protocol import apply_protocol
-from fedpath.errors import DataFormatError
+from fedpath.errors import ConfigError, DataFormatError
+from fedpath.privacy.keys import PSEUDONYM_KEY_ENV, pseudonym_key
+from fedpath.privacy.pseudonymize import pseudonymize
 from fedpath.server.provision.layout import Bundle
 
 log = logging.getLogger(__name__)
@@ -54,11 +61,14 @@ def prepare_local_data(
     fmt: str | None = None,
     complete_sessions: bool = False,
 ) -> LocalData:
-    """Load ``log_path`` and write the partner's cases and catalogue under ``work``."""
+    """Load ``log_path``, pseudonymize it, and write the partner's cases and catalogue under
+    ``work``; a partner without a pseudonym key is refused before anything is written."""
+    key = _partner_pseudonym_key(bundle)
     work.mkdir(parents=True, exist_ok=True)
     cases_dir = work / CASES
     cases_dir.mkdir(exist_ok=True)
     loaded = load_events(log_path, fmt=fmt, quarantine_path=work / QUARANTINE)
+    loaded = replace(loaded, events=pseudonymize(loaded.events, key))
     if loaded.n_quarantined:
         log.warning(
             "%s: %d malformed rows quarantined in %s",
@@ -92,6 +102,22 @@ def prepare_local_data(
         sessions={name: len(s) for name, s in splits.items()},
         cases={name: len(c) for name, c in cases.items()},
     )
+
+
+def _partner_pseudonym_key(bundle: Bundle) -> bytes:
+    """The bundle's ``pseudonym.key``, else ``$FEDPATH_PSEUDONYM_KEY`` (hex).
+
+    Bundles provisioned before partners pseudonymized their logs hold no key file: such a partner
+    sets the variable to a key it alone keeps, or is refused rather than run on raw ids.
+    """
+    path = bundle.pseudonym_key
+    if not path.is_file() and not os.environ.get(PSEUDONYM_KEY_ENV):
+        raise ConfigError(
+            f"{bundle.root}: must hold {path.name} (bundles from fedpath provision do), or "
+            f"${PSEUDONYM_KEY_ENV} must hold this partner's own pseudonymization key as hex "
+            "(at least 16 bytes), got neither; user and session ids are never prepared raw"
+        )
+    return pseudonym_key(path if path.is_file() else None)
 
 
 def _bucket_numbers(vocab: list[str], source: str) -> np.ndarray:

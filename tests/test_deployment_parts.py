@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
 from pathlib import Path
@@ -15,14 +16,17 @@ import pandas as pd
 import pytest
 import yaml
 from flwr.app import Context, Message, MessageType, Metadata, RecordDict
+from privacy_data import BAD_SESSION, BAD_USER, write_rees46_log  # tests/ is on sys.path
 
 from fedpath.clients.daemon import SupernodeSettings, SupernodeSupervisor
 from fedpath.clients.deployed_app import RUNTIME_KEY, contract_secagg_mod
-from fedpath.clients.local_data import load_catalog, prepare_local_data
+from fedpath.clients.local_data import QUARANTINE, load_catalog, prepare_local_data
 from fedpath.clients.partner import Runtime, load_deployed_partner
 from fedpath.clients.store import load_partner
 from fedpath.data.hashing import ItemHasher
 from fedpath.errors import ConfigError
+from fedpath.privacy.keys import PSEUDONYM_KEY_ENV
+from fedpath.privacy.scan import opaque_files, scan_for_raw_ids
 from fedpath.server.coordinator import Coordinator, choose_campaign
 from fedpath.server.deployment import coordinator_settings, read_plan, write_plan
 from fedpath.server.keys import (
@@ -100,6 +104,65 @@ def test_local_data_lives_in_the_shared_bucket_space(tmp_path: Path, rees46: Pat
     in_bucket = counts[hasher.buckets(counts.index.to_list()) == bucket]
     assert catalog[bucket] == in_bucket.index[0]
     assert all(catalog[b] is None for b in set(range(64)) - buckets_of_log)
+
+
+def test_prepared_work_folder_holds_no_raw_id_but_in_the_quarantine(
+    tmp_path: Path, caplog, monkeypatch
+) -> None:
+    # Prepare: a freshly provisioned bundle (its own pseudonym.key) and a log of distinctive ids
+    monkeypatch.delenv(PSEUDONYM_KEY_ENV, raising=False)
+    kit = make_kit(tmp_path, {"model": "markov", "item_buckets": 64})
+    bundle = load_bundle(kit / "partners" / "alpha")
+    users, sessions = write_rees46_log(tmp_path / "alpha.csv")
+    work = tmp_path / "work"
+    caplog.set_level(logging.DEBUG)
+
+    # Execute
+    local = prepare_local_data(bundle, tmp_path / "alpha.csv", work)
+    findings = scan_for_raw_ids(work, [*users, *sessions])
+
+    # Assert: every file written was scanned as bytes (none compressed), and the only raw ids
+    # found are the malformed row's, which the quarantine keeps verbatim: the scan sees a leak
+    written = sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.is_file())
+    assert written == [
+        "cases/partner-0000-paths.npz",
+        "cases/partner-0000.npz",
+        "catalog.json",
+        QUARANTINE,
+    ]
+    assert opaque_files(work) == []
+    assert local.sessions["train"] > 0 and local.n_quarantined == 1
+    assert {(f.path.name, f.raw_id) for f in findings} == {
+        (QUARANTINE, BAD_USER),
+        (QUARANTINE, BAD_SESSION),
+    }
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert "quarantined" in logged
+    assert [i for i in [*users, *sessions] if i in logged] == []
+
+
+def test_a_bundle_without_pseudonym_key_needs_the_variable_or_is_refused(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # Prepare: a bundle as provisioned before partners held a pseudonym key
+    monkeypatch.delenv(PSEUDONYM_KEY_ENV, raising=False)
+    kit = make_kit(tmp_path, {"model": "markov", "item_buckets": 64})
+    (kit / "partners" / "beta" / "pseudonym.key").unlink()
+    bundle = load_bundle(kit / "partners" / "beta")
+    write_rees46_log(tmp_path / "beta.csv")
+
+    # Execute / Assert: refused, naming the bundle and the variable, before writing anything
+    with pytest.raises(
+        ConfigError, match=rf"must hold pseudonym\.key .*\${PSEUDONYM_KEY_ENV}"
+    ) as caught:
+        prepare_local_data(bundle, tmp_path / "beta.csv", tmp_path / "refused")
+    assert str(bundle.root) in str(caught.value)
+    assert not (tmp_path / "refused").exists()
+
+    # Execute / Assert: the partner's own key in the variable is taken instead
+    monkeypatch.setenv(PSEUDONYM_KEY_ENV, os.urandom(32).hex())
+    local = prepare_local_data(bundle, tmp_path / "beta.csv", tmp_path / "work")
+    assert local.sessions["train"] > 0
 
 
 def test_deployed_partner_installs_a_published_model_once(gru_partner: Path) -> None:

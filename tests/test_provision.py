@@ -53,7 +53,8 @@ def test_every_private_key_is_owner_only(kit) -> None:
     secrets = [kit.authority / "ca.key", coordinator / "tls" / "coordinator.key"]
     secrets.append(coordinator / "model.key")
     for bundle in kit.partners.values():
-        secrets += [bundle / "partner.key", bundle / "item.key", bundle / "model.key"]
+        names = ("partner.key", "item.key", "model.key", "pseudonym.key")
+        secrets += [bundle / name for name in names]
 
     # Execute
     modes = {str(p): mode(p) for p in secrets}
@@ -100,7 +101,7 @@ def test_authorised_list_names_each_partner_key_once(kit) -> None:
         assert line.rsplit(" ", 1)[0] == (bundle / "partner.pub").read_text().strip()
 
 
-def test_bundles_hold_their_own_identity_and_the_shared_item_key_only(kit) -> None:
+def test_bundles_hold_their_own_identity_and_keys_and_the_shared_item_key_only(kit) -> None:
     # Execute
     bundles = {name: load_bundle(path) for name, path in kit.partners.items()}
     workspace = load_workspace(kit.coordinator)
@@ -116,6 +117,12 @@ def test_bundles_hold_their_own_identity_and_the_shared_item_key_only(kit) -> No
     model_keys = {b.model_key.read_bytes() for b in bundles.values()}
     assert len(model_keys | {workspace.model_key.read_bytes()}) == 4  # one per side
     assert not list(kit.coordinator.rglob("item.key"))
+    # Assert: each partner's pseudonym key is its own, 32 bytes, and in no coordinator file
+    pseudonym_keys = [b.pseudonym_key.read_bytes() for b in bundles.values()]
+    assert len(set(pseudonym_keys)) == 3 and {len(k) for k in pseudonym_keys} == {32}
+    coordinator_files = [p.read_bytes() for p in kit.coordinator.rglob("*") if p.is_file()]
+    assert not [k for k in pseudonym_keys for data in coordinator_files if k in data]
+    assert not list(kit.coordinator.rglob("pseudonym.key"))
     assert {b.federation.digest for b in bundles.values()} == {workspace.federation.digest}
     assert sorted(p.name for p in bundles["alpha"].root.iterdir()) == [
         "ca.crt",
@@ -124,6 +131,7 @@ def test_bundles_hold_their_own_identity_and_the_shared_item_key_only(kit) -> No
         "partner.key",
         "partner.pub",
         "partner.yaml",
+        "pseudonym.key",
     ]
 
 

@@ -20,6 +20,7 @@ from fedpath.server.provision import layout, pki
 from fedpath.server.provision.project import PartnerSpec, Project
 
 ITEM_KEY_BYTES = 32
+PSEUDONYM_KEY_BYTES = 32
 AUTHORITY = "ca"
 COORDINATOR = "coordinator"
 PARTNERS = "partners"
@@ -76,6 +77,8 @@ def _partner(folder: Path, project: Project, partner: PartnerSpec, ca_cert: byte
     private, public = pki.openssh_key_pair()
     pki.write_private(folder / layout.PARTNER_KEY, private)
     pki.write_private(folder / layout.MODEL_KEY, os.urandom(AES_KEY_BYTES))
+    # its own, drawn here and written nowhere else: pseudonyms no other side can recompute
+    pki.write_private(folder / layout.PSEUDONYM_KEY, os.urandom(PSEUDONYM_KEY_BYTES))
     (folder / layout.PARTNER_PUBLIC_KEY).write_bytes(public)
     (folder / layout.CA_CERT).write_bytes(ca_cert)
     layout.write_yaml(

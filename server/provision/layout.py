@@ -6,7 +6,9 @@
   partners' shared item key and ``partner.yaml``.
 
 Each side also gets its own ``model.key``: the AES-256 key its checkpoints and models are
-encrypted with at rest (``fedpath.privacy.crypto``); it never leaves that side.
+encrypted with at rest (``fedpath.privacy.crypto``); it never leaves that side. Each partner gets
+its own ``pseudonym.key``: the HMAC key its user and session ids are pseudonymized with as its
+log is loaded (``fedpath.privacy.pseudonymize``); no one else holds it, the coordinator included.
 
 File names live here only, so the writer (``build``) and the readers (coordinator, daemon)
 cannot drift apart.
@@ -37,6 +39,7 @@ PARTNER_KEY = "partner.key"
 PARTNER_PUBLIC_KEY = "partner.pub"
 ITEM_KEY = "item.key"
 MODEL_KEY = "model.key"  # AES-256 key of this side's checkpoints and models at rest
+PSEUDONYM_KEY = "pseudonym.key"  # HMAC key of one partner's user and session pseudonyms
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,11 @@ class Bundle:
     @property
     def model_key(self) -> Path:
         return self.root / MODEL_KEY
+
+    @property
+    def pseudonym_key(self) -> Path:
+        """Absent from bundles provisioned before partners pseudonymized (not required here)."""
+        return self.root / PSEUDONYM_KEY
 
 
 def write_yaml(path: Path, header: str, data: Mapping[str, Any]) -> Path:
