@@ -31,8 +31,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from flwr.common import FitRes, Parameters, Scalar, ndarrays_to_parameters, parameters_to_ndarrays
-from flwr.server.client_proxy import ClientProxy
 
 from fedpath.data.containers import Cases
 from fedpath.strategies.secure_sum import SecureSum
@@ -104,14 +102,5 @@ def encode_signed_counts(counts: Sequence[np.ndarray], scale: int) -> list[np.nd
 class NonNegativeSum(SecureSum):
     """The secure sum of noisy counts, clipped at 0: a count below zero is only noise."""
 
-    def aggregate_fit(
-        self,
-        server_round: int,
-        results: list[tuple[ClientProxy, FitRes]],
-        failures: list[tuple[ClientProxy, FitRes] | BaseException],
-    ) -> tuple[Parameters | None, dict[str, Scalar]]:
-        total, metrics = super().aggregate_fit(server_round, results, failures)
-        if total is None:
-            return None, metrics
-        clipped = [np.maximum(array, 0) for array in parameters_to_ndarrays(total)]
-        return ndarrays_to_parameters(clipped), metrics
+    def released(self, total: list[np.ndarray]) -> list[np.ndarray]:
+        return [np.maximum(array, 0) for array in total]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from flwr.common import EvaluateIns, EvaluateRes, FitIns, FitRes, Parameters, Scalar
+from flwr.common import FitIns, FitRes, Parameters, Scalar
 from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import Strategy
@@ -20,6 +20,7 @@ from fedpath.privacy import accountant
 from fedpath.privacy.dp_budget import SESSION_EPSILON, refused_partner
 from fedpath.privacy.dp_config import PrivacySettings
 from fedpath.server.keys import PARTNER
+from fedpath.strategies.wrapper import StrategyWrapper
 
 
 @dataclass
@@ -118,7 +119,7 @@ class PrivacyReport:
         return f"{'; '.join(parts)}; δ = {self.settings.delta:g}; refusals: {refusals}."
 
 
-class PrivacyTracker(Strategy):
+class PrivacyTracker(StrategyWrapper):
     """Delegates everything to ``strategy`` and fills ``report`` (module doc).
 
     A round is recorded when it is configured: if SecAgg+ halts it (too few partners left, e.g.
@@ -126,21 +127,15 @@ class PrivacyTracker(Strategy):
     """
 
     def __init__(self, strategy: Strategy, report: PrivacyReport) -> None:
-        self.strategy = strategy
+        super().__init__(strategy)
         self.report = report
         self._released = 0  # aggregates released under partner-level DP so far
-
-    def __repr__(self) -> str:
-        return f"PrivacyTracker({self.strategy!r})"
-
-    def initialize_parameters(self, client_manager: ClientManager) -> Parameters | None:
-        return self.strategy.initialize_parameters(client_manager)
 
     def configure_fit(
         self, server_round: int, parameters: Parameters, client_manager: ClientManager
     ) -> list[tuple[ClientProxy, FitIns]]:
         self.report.rounds.append(PrivacyRound(round=server_round))
-        return self.strategy.configure_fit(server_round, parameters, client_manager)
+        return super().configure_fit(server_round, parameters, client_manager)
 
     def aggregate_fit(
         self,
@@ -155,7 +150,7 @@ class PrivacyTracker(Strategy):
                 record.session_epsilon[partner] = float(res.metrics[SESSION_EPSILON])
         refused = {refused_partner(f) for f in failures if isinstance(f, BaseException)}
         record.refused = sorted(p for p in refused if p is not None)
-        parameters, metrics = self.strategy.aggregate_fit(server_round, results, failures)
+        parameters, metrics = super().aggregate_fit(server_round, results, failures)
         record.released = parameters is not None
         partner = self.report.settings.partner
         if partner is not None:
@@ -167,21 +162,3 @@ class PrivacyTracker(Strategy):
                 delta=self.report.settings.delta,
             )
         return parameters, metrics
-
-    def configure_evaluate(
-        self, server_round: int, parameters: Parameters, client_manager: ClientManager
-    ) -> list[tuple[ClientProxy, EvaluateIns]]:
-        return self.strategy.configure_evaluate(server_round, parameters, client_manager)
-
-    def aggregate_evaluate(
-        self,
-        server_round: int,
-        results: list[tuple[ClientProxy, EvaluateRes]],
-        failures: list[tuple[ClientProxy, EvaluateRes] | BaseException],
-    ) -> tuple[float | None, dict[str, Scalar]]:
-        return self.strategy.aggregate_evaluate(server_round, results, failures)
-
-    def evaluate(
-        self, server_round: int, parameters: Parameters
-    ) -> tuple[float, dict[str, Scalar]] | None:
-        return self.strategy.evaluate(server_round, parameters)

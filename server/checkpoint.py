@@ -24,16 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from flwr.common import EvaluateIns, EvaluateRes, FitIns, FitRes, Parameters, Scalar
 from flwr.server import Grid, LegacyContext
-from flwr.server.client_manager import ClientManager
-from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import Strategy
 from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD, Key
 
 from fedpath.errors import DataFormatError
 from fedpath.privacy.crypto import CHECKPOINT_KIND, decrypt_file, encrypt_file
 from fedpath.privacy.durable import atomic_write
+from fedpath.strategies.wrapper import StrategyWrapper
 
 CHECKPOINT = "checkpoint.npz"
 META = "meta"
@@ -143,51 +141,18 @@ def restore_strategy_state(strategy: Strategy, state: dict[str, list[np.ndarray]
         setattr(strategy, name, [np.array(a) for a in arrays])
 
 
-class ResumedRounds(Strategy):
+class ResumedRounds(StrategyWrapper):
     """``strategy`` as if its rounds were numbered from ``offset + 1`` on."""
 
     def __init__(self, strategy: Strategy, offset: int) -> None:
-        self.strategy = strategy
+        super().__init__(strategy)
         self.offset = offset
 
     def __repr__(self) -> str:
         return f"ResumedRounds({self.strategy!r}, offset={self.offset})"
 
-    def initialize_parameters(self, client_manager: ClientManager) -> Parameters | None:
-        return self.strategy.initialize_parameters(client_manager)
-
-    def configure_fit(
-        self, server_round: int, parameters: Parameters, client_manager: ClientManager
-    ) -> list[tuple[ClientProxy, FitIns]]:
-        return self.strategy.configure_fit(server_round + self.offset, parameters, client_manager)
-
-    def aggregate_fit(
-        self,
-        server_round: int,
-        results: list[tuple[ClientProxy, FitRes]],
-        failures: list[tuple[ClientProxy, FitRes] | BaseException],
-    ) -> tuple[Parameters | None, dict[str, Scalar]]:
-        return self.strategy.aggregate_fit(server_round + self.offset, results, failures)
-
-    def configure_evaluate(
-        self, server_round: int, parameters: Parameters, client_manager: ClientManager
-    ) -> list[tuple[ClientProxy, EvaluateIns]]:
-        return self.strategy.configure_evaluate(
-            server_round + self.offset, parameters, client_manager
-        )
-
-    def aggregate_evaluate(
-        self,
-        server_round: int,
-        results: list[tuple[ClientProxy, EvaluateRes]],
-        failures: list[tuple[ClientProxy, EvaluateRes] | BaseException],
-    ) -> tuple[float | None, dict[str, Scalar]]:
-        return self.strategy.aggregate_evaluate(server_round + self.offset, results, failures)
-
-    def evaluate(
-        self, server_round: int, parameters: Parameters
-    ) -> tuple[float, dict[str, Scalar]] | None:
-        return self.strategy.evaluate(server_round + self.offset, parameters)
+    def inner_round(self, server_round: int) -> int:
+        return server_round + self.offset
 
 
 # Called with (round number as the campaign counts it, the global arrays after that round).

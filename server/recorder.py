@@ -11,13 +11,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from flwr.common import EvaluateIns, EvaluateRes, FitIns, FitRes, Parameters, Scalar
+from flwr.common import EvaluateRes, FitIns, FitRes, Parameters, Scalar
 from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import Strategy
 
 from fedpath.server.keys import PARTNER, TRAIN_LOSS
 from fedpath.server.meter import ByteMeter
+from fedpath.strategies.wrapper import StrategyWrapper
 
 
 @dataclass
@@ -60,7 +61,7 @@ class RoundRecord:
 RoundCallback = Callable[[RoundRecord], None]
 
 
-class RoundRecorder(Strategy):
+class RoundRecorder(StrategyWrapper):
     """Delegates every decision to ``strategy`` and records sampling, replies and metrics.
 
     ``on_round`` is called with each round's record once its federated evaluation is in (a
@@ -75,7 +76,7 @@ class RoundRecorder(Strategy):
         on_round: RoundCallback | None = None,
         known_nodes: Mapping[int, int] | None = None,
     ) -> None:
-        self.strategy = strategy
+        super().__init__(strategy)
         self.meter = meter
         self.on_round = on_round
         self.records: dict[int, RoundRecord] = {}
@@ -85,9 +86,6 @@ class RoundRecorder(Strategy):
         self._sampled_nodes: dict[int, set[int]] = {}
         self._answered_nodes: dict[int, set[int]] = {}
         self._started: dict[int, float] = {}
-
-    def __repr__(self) -> str:
-        return f"RoundRecorder({self.strategy!r})"
 
     def rounds(self) -> list[RoundRecord]:
         """The records in round order, dropped partners named wherever a reply ever named them."""
@@ -114,14 +112,11 @@ class RoundRecorder(Strategy):
     def _record(self, server_round: int) -> RoundRecord:
         return self.records.setdefault(server_round, RoundRecord(round=server_round))
 
-    def initialize_parameters(self, client_manager: ClientManager) -> Parameters | None:
-        return self.strategy.initialize_parameters(client_manager)
-
     def configure_fit(
         self, server_round: int, parameters: Parameters, client_manager: ClientManager
     ) -> list[tuple[ClientProxy, FitIns]]:
         self._started[server_round] = time.perf_counter()
-        instructions = self.strategy.configure_fit(server_round, parameters, client_manager)
+        instructions = super().configure_fit(server_round, parameters, client_manager)
         self._sampled_nodes[server_round] = {proxy.node_id for proxy, _ in instructions}
         self._record(server_round).sampled = len(instructions)
         return instructions
@@ -138,15 +133,10 @@ class RoundRecorder(Strategy):
         self._answered_nodes[server_round] = {proxy.node_id for proxy, _ in results}
         record.participants = sorted(int(res.metrics[PARTNER]) for _, res in results)
         record.failures = len(failures)
-        parameters, metrics = self.strategy.aggregate_fit(server_round, results, failures)
+        parameters, metrics = super().aggregate_fit(server_round, results, failures)
         record.train_loss = float(metrics.get(TRAIN_LOSS, math.nan))
         record.fit_seconds = time.perf_counter() - self._started[server_round]
         return parameters, metrics
-
-    def configure_evaluate(
-        self, server_round: int, parameters: Parameters, client_manager: ClientManager
-    ) -> list[tuple[ClientProxy, EvaluateIns]]:
-        return self.strategy.configure_evaluate(server_round, parameters, client_manager)
 
     def aggregate_evaluate(
         self,
@@ -164,9 +154,7 @@ class RoundRecorder(Strategy):
                 record.partner_metrics[partner] = {k: float(v) for k, v in res.metrics.items()}
         scored = [(proxy, res) for proxy, res in results if res.num_examples > 0]
         loss, metrics = (
-            self.strategy.aggregate_evaluate(server_round, scored, failures)
-            if scored
-            else (None, {})
+            super().aggregate_evaluate(server_round, scored, failures) if scored else (None, {})
         )
         record.loss = math.nan if loss is None else float(loss)
         record.metrics = {k: float(v) for k, v in metrics.items()}
@@ -176,8 +164,3 @@ class RoundRecorder(Strategy):
         if self.on_round is not None:
             self.on_round(record)
         return loss, metrics
-
-    def evaluate(
-        self, server_round: int, parameters: Parameters
-    ) -> tuple[float, dict[str, Scalar]] | None:
-        return self.strategy.evaluate(server_round, parameters)
