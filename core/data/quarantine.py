@@ -13,16 +13,17 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import TextIO
 
 import numpy as np
 import pandas as pd
 
+from fedpath.data.closing import Closing
+
 QUARANTINE_COLUMNS = ("file", "line", "field", "reason", "raw")
 
 
-class Quarantine:
+class Quarantine(Closing):
     """Collects rejected records and streams them to a JSON-lines file, chunk by chunk.
 
     The file is created on the first rejected record, so it exists only when something was
@@ -88,17 +89,6 @@ class Quarantine:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-
-    def __enter__(self) -> Quarantine:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _per_record(value: str | Sequence[str | None] | None, n: int) -> list[str | None]:

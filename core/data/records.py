@@ -18,7 +18,6 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import BinaryIO
 
 import numpy as np
@@ -28,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from fedpath.data.closing import Closing
 from fedpath.data.formats import LogFormat
 from fedpath.data.quarantine import Quarantine
 from fedpath.errors import DataFormatError
@@ -100,7 +100,7 @@ def _read_first_record(stream: BinaryIO) -> tuple[str, int]:
     return text, len(parts)
 
 
-class TextSource:
+class TextSource(Closing):
     """A delimited text file, read chunk by chunk after its header (if it has one)."""
 
     def __init__(self, path: Path, *, delimiter: str, header: tuple[str, ...] | None) -> None:
@@ -131,19 +131,8 @@ class TextSource:
     def close(self) -> None:
         self._stream.close()
 
-    def __enter__(self) -> TextSource:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class ParquetSource:
+class ParquetSource(Closing):
     """A Parquet file, read in row batches; every column is taken as text like a CSV field.
 
     Reading Parquet values as text keeps one validation path for all sources; a record's "line"
@@ -186,17 +175,6 @@ class ParquetSource:
 
     def close(self) -> None:
         self._file.close()
-
-    def __enter__(self) -> ParquetSource:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def open_source(path: Path, log_format: LogFormat) -> TextSource | ParquetSource:
