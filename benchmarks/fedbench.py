@@ -1,4 +1,5 @@
-"""What the three federation benchmarks share: a fresh process per simulation, and run labels.
+"""What the federation benchmarks share: a fresh process per simulation, run labels, and the
+GRU4Rec federation and options of the partner-count benchmarks (``scale``, ``secagg_overhead``).
 
 Every Flower simulation starts Ray and shuts it down. One process that does so several times
 sometimes crashes inside Ray (seen here: a Ray process aborting on a corrupt mutex at the third
@@ -9,14 +10,20 @@ shared machine a time means little without it.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from multiprocessing import get_context
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
+
+from common import plain, train_config
+
+from fedpath.server.config import FederationConfig
 
 POLL_SECONDS = 0.5
 
@@ -70,3 +77,35 @@ def finish_meta(meta: dict[str, Any], started: float) -> dict[str, Any]:
         "wall_seconds": time.perf_counter() - started,
         "load_average_at_end": list(os.getloadavg()),
     }
+
+
+def gru4rec_federation(
+    rounds: int, model_params: Mapping[str, Any] | None = None, **fields: Any
+) -> FederationConfig:
+    """GRU4Rec as ``conf/model/gru4rec.yaml`` sets it (``model_params`` over that), federated
+    ``rounds`` rounds on the `fedpath train` protocol's prefix length; ``fields`` set the rest."""
+    cfg = train_config(["model=gru4rec"])
+    params = {**plain(cfg.model), **(model_params or {})}
+    name = params.pop("name")
+    return FederationConfig(
+        model=name,
+        model_params=params,
+        rounds=rounds,
+        max_len=int(cfg.protocol.max_prefix_length),
+        **fields,
+    )
+
+
+def partner_count_parser(
+    doc: str | None, *, quick: str, sizes: Sequence[int], rounds: int
+) -> argparse.ArgumentParser:
+    """The options of a benchmark run at several partner counts (``quick`` says what --quick
+    shrinks); a script adds its own before parsing."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--sizes", type=int, nargs="+", help=f"partner counts (default {sizes})")
+    parser.add_argument("--rounds", type=int, help=f"rounds per run (default {rounds})")
+    parser.add_argument("--out", type=Path, help="JSON to write")
+    return parser

@@ -32,8 +32,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, plain, train_config
-from fedbench import finish_meta, in_fresh_process, run_meta
+from common import RESULTS
+from fedbench import (
+    finish_meta,
+    gru4rec_federation,
+    in_fresh_process,
+    partner_count_parser,
+    run_meta,
+)
 
 from fedpath.data.protocol import ProtocolConfig
 from fedpath.pipeline import DataSource, prepare
@@ -89,22 +95,6 @@ def tree_memory_mb(root: int) -> tuple[float, float, int]:
 
 
 # -------------------------------------------------------------------------------- runs
-def federation_config(rounds: int) -> FederationConfig:
-    """The small GRU4Rec under the project's default federation (FedAvg, SecAgg+ on)."""
-    cfg = train_config(["model=gru4rec"])
-    params = {**plain(cfg.model), **SMALL_MODEL}
-    name = params.pop("name")
-    return FederationConfig(
-        model=name,
-        model_params=params,
-        rounds=rounds,
-        fraction_fit=FRACTION,
-        fraction_evaluate=FRACTION,
-        max_len=int(cfg.protocol.max_prefix_length),
-        cpus_per_partner=1.0,
-    )
-
-
 def simulate(log: Path, n_partners: int, config: FederationConfig) -> dict[str, Any]:
     """One size, end to end: read the log, partition it, federate."""
     start = time.perf_counter()
@@ -205,14 +195,8 @@ def verdict(run: dict[str, Any]) -> str:
 
 # -------------------------------------------------------------------------------- cli
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="10 and 100 partners, 2 rounds")
-    parser.add_argument("--sizes", type=int, nargs="+", help=f"partner counts (default {SIZES})")
-    parser.add_argument("--rounds", type=int, help=f"rounds per run (default {ROUNDS})")
-    parser.add_argument("--out", type=Path, help="JSON to write")
-    return parser.parse_args(argv)
+    quick = "10 and 100 partners, 2 rounds"
+    return partner_count_parser(__doc__, quick=quick, sizes=SIZES, rounds=ROUNDS).parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -224,7 +208,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     sessions = QUICK_SESSIONS if args.quick else SESSIONS
     # Read by Ray when the spawned process imports it (ray/_private/ray_constants.py).
     os.environ["RAY_DEFAULT_OBJECT_STORE_MAX_MEMORY_BYTES"] = str(OBJECT_STORE_BYTES)
-    config = federation_config(rounds)  # resolved here: the spawned runs never see Hydra
+    # The small GRU4Rec under the project's default federation (FedAvg, SecAgg+ on), resolved
+    # here: the spawned runs never see Hydra.
+    config = gru4rec_federation(
+        rounds,
+        SMALL_MODEL,
+        fraction_fit=FRACTION,
+        fraction_evaluate=FRACTION,
+        cpus_per_partner=1.0,
+    )
     runs = []
     with tempfile.TemporaryDirectory() as folder:
         log = run_synth(SynthConfig(n_sessions=sessions), Path(folder) / "scale.csv", seed=0)

@@ -41,7 +41,13 @@ from pathlib import Path
 from typing import Any
 
 from common import RESULTS, data_source, plain, train_config
-from fedbench import finish_meta, in_fresh_process, run_meta
+from fedbench import (
+    finish_meta,
+    gru4rec_federation,
+    in_fresh_process,
+    partner_count_parser,
+    run_meta,
+)
 
 from fedpath.data.containers import SplitDataset
 from fedpath.data.protocol import ProtocolConfig
@@ -93,20 +99,6 @@ def prepare_log(sessions: int) -> PreparedData:
         return prepare(data_source(cfg.data), ProtocolConfig(**plain(cfg.protocol)), Path(run_dir))
 
 
-def federation_config(secagg: SecAggSettings, rounds: int) -> FederationConfig:
-    cfg = train_config(["model=gru4rec"])
-    params = plain(cfg.model)
-    name = params.pop("name")
-    return FederationConfig(
-        model=name,
-        model_params=params,
-        rounds=rounds,
-        fraction_evaluate=FRACTION_EVALUATE,
-        secagg=secagg,
-        max_len=int(cfg.protocol.max_prefix_length),
-    )
-
-
 def federate(split: SplitDataset, n_partners: int, config: FederationConfig) -> dict[str, Any]:
     """Deal ``split`` to ``n_partners`` IID partners and federate; the rounds' records."""
     partners = partition(split, PartitionConfig(scheme="iid", n_partners=n_partners))
@@ -123,7 +115,7 @@ def measure(
 ) -> dict[str, Any]:
     """One setting in a fresh process; its fit and round times of rounds 2..R."""
     load = os.getloadavg()
-    config = federation_config(setting.secagg, rounds)
+    config = gru4rec_federation(rounds, fraction_evaluate=FRACTION_EVALUATE, secagg=setting.secagg)
     run = in_fresh_process(federate, data.split, n_partners, config)
     later = run["rounds"][1:]
     return {
@@ -208,14 +200,9 @@ def table_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="10 partners, 1 repeat, small log")
-    parser.add_argument("--sizes", type=int, nargs="+", help=f"partner counts (default {SIZES})")
-    parser.add_argument("--rounds", type=int, help=f"rounds per run (default {ROUNDS})")
+    quick = "10 partners, 1 repeat, small log"
+    parser = partner_count_parser(__doc__, quick=quick, sizes=SIZES, rounds=ROUNDS)
     parser.add_argument("--repeats", type=int, help=f"turns over the settings (default {REPEATS})")
-    parser.add_argument("--out", type=Path, help="JSON to write")
     return parser.parse_args(argv)
 
 

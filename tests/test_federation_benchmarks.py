@@ -150,3 +150,13 @@ def test_ratios_pool_each_settings_rounds_and_range_over_repeats(bench: SimpleNa
         1.5,
         3.0,
     )
+
+
+def test_gru4rec_federation_lays_overrides_over_the_model_config(bench: SimpleNamespace) -> None:
+    # Execute: the scale benchmark's small model, sampled at 10%.
+    config = bench.fedbench.gru4rec_federation(2, {"hidden_size": 16}, fraction_fit=0.1)
+
+    # Assert: the override wins, the rest is conf/model/gru4rec.yaml's, the name is not a param.
+    assert (config.model, config.rounds, config.fraction_fit) == ("gru4rec", 2, 0.1)
+    assert config.model_params["hidden_size"] == 16
+    assert "embedding_size" in config.model_params and "name" not in config.model_params
