@@ -48,17 +48,6 @@ CATEGORIES = np.array(
     ]
 )
 BRANDS = np.array(["", "samsung", "apple", "xiaomi", "huawei", "lenovo", "bosch", "sony"])
-HEADER = [
-    "event_time",
-    "event_type",
-    "product_id",
-    "category_id",
-    "category_code",
-    "brand",
-    "price",
-    "user_id",
-    "user_session",
-]
 
 
 def write_rees46(path: Path, rows: int, seed: int = 0) -> None:
