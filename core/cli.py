@@ -16,6 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from fedpath.clients.daemon import partner_command
+from fedpath.errors import ConfigError
 from fedpath.privacy.commands import audit_command
 from fedpath.server.commands import coordinator_command, provision_command, status_command
 
@@ -47,6 +48,7 @@ examples:
   fedpath simulate privacy=session funnel=off privacy.session.noise_multiplier=1.5
   fedpath synth synth.n_sessions=5000 out=runs/synth.csv
   fedpath train data=rees46 data.pseudonymize=true data.pseudonym_key_path=partner.key
+  fedpath train artifacts.encrypt=true artifacts.model_key=model.key
   fedpath audit verify runs/simulate-rees46-markov-sum-20260101-120000
   fedpath partner forget 541312140 --store events.csv --ledger privacy-ledger.jsonl
   fedpath provision project.yaml --out kit
@@ -85,6 +87,24 @@ def _train_settings(cfg: DictConfig) -> TrainSettings:
     )
 
 
+def _model_key(cfg: DictConfig) -> bytes | None:
+    """The key the run's model is encrypted under (``artifacts``), None to keep it plain.
+
+    Read before any data is prepared, so a missing or malformed key stops the run before it
+    trains, not after, when the trained model would have nowhere safe to go.
+    """
+    from fedpath.privacy.keys import model_key
+
+    if not cfg.artifacts.encrypt:
+        return None
+    try:
+        return model_key(cfg.artifacts.model_key)
+    except ConfigError as error:
+        raise ConfigError(
+            f"artifacts.encrypt=true needs the model key (artifacts.model_key=FILE): {error}"
+        ) from None
+
+
 def _prepare(cfg: DictConfig, run_dir: Path) -> PreparedData:
     from fedpath.data.protocol import ProtocolConfig
     from fedpath.pipeline import DataSource, prepare
@@ -109,8 +129,9 @@ def _train(cfg: DictConfig) -> None:
 
     run_dir = _run_dir()
     settings = _train_settings(cfg)
+    key = _model_key(cfg)
     data = _prepare(cfg, run_dir)
-    result = train_centralized(data, settings, run_dir)
+    result = train_centralized(data, settings, run_dir, model_key=key)
     scores = (("valid", result.valid_metrics), ("test", result.test_metrics))
     rows = [{"split": split, **metrics} for split, metrics in scores]
     title = f"{settings.model_name} on {data.source.name}"
@@ -171,12 +192,13 @@ def _simulate(cfg: DictConfig) -> None:
         train=train,
         baselines=bool(cfg.baselines),
     )
+    key = _model_key(cfg)
     data = _prepare(cfg, run_dir)
     with RoundProgress(federation.rounds) as progress:
         result = run_experiment(
             data, settings, on_stage=progress.stage, on_round=progress.round_done
         )
-    write_simulation_run(data, settings, result, run_dir)
+    write_simulation_run(data, settings, result, run_dir, model_key=key)
     title = f"{federation.model} on {data.source.name}: {len(result.partners)} partners"
     print_table(result.comparison_rows(), ["system", *HEADLINE_METRICS], title=title)
     for name, value in result.ratios().items():

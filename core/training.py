@@ -13,9 +13,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from fedpath.evaluate import evaluate
 from fedpath.models.base import NextStepModel
 from fedpath.models.registry import build_model
-from fedpath.models.weights_io import save_weights
 from fedpath.pipeline import PreparedData
 from fedpath.plots import plot_curves
+from fedpath.privacy.crypto import save_run_model
 from fedpath.report import HEADLINE_METRICS, markdown_table
 from fedpath.runfolder import write_json, write_rows_csv
 
@@ -75,21 +75,33 @@ def fit_model(
 
 
 def train_centralized(
-    data: PreparedData, settings: TrainSettings, run_dir: Path, *, show_progress: bool = True
+    data: PreparedData,
+    settings: TrainSettings,
+    run_dir: Path,
+    *,
+    show_progress: bool = True,
+    model_key: bytes | None = None,
 ) -> TrainResult:
-    """Fit, evaluate on valid and test, and write the run folder."""
+    """Fit, evaluate on valid and test, and write the run folder.
+
+    With ``model_key`` the model is written only encrypted under it (``save_run_model``).
+    """
     model, history, seconds = fit_model(data, settings, show_progress=show_progress)
     scores = {
         name: evaluate(model, cases, ks=settings.ks, review_threshold=settings.review_threshold)
         for name, cases in (("valid", data.valid), ("test", data.test))
     }
     result = TrainResult(model, history, scores["valid"], scores["test"], seconds)
-    _write_run_folder(data, settings, result, run_dir)
+    _write_run_folder(data, settings, result, run_dir, model_key)
     return result
 
 
 def _write_run_folder(
-    data: PreparedData, settings: TrainSettings, result: TrainResult, run_dir: Path
+    data: PreparedData,
+    settings: TrainSettings,
+    result: TrainResult,
+    run_dir: Path,
+    model_key: bytes | None,
 ) -> None:
     write_json(
         run_dir / "metrics.json",
@@ -117,7 +129,7 @@ def _write_run_folder(
             path=run_dir / "learning_curves.png",
             title=f"{settings.model_name} on {data.source.name}",
         )
-    save_weights(run_dir / "model.safetensors", result.model)
+    save_run_model(run_dir, result.model, model_key)
     (run_dir / "report.md").write_text(_report(data, settings, result))
 
 

@@ -21,11 +21,18 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from fedpath.errors import ConfigError
 from fedpath.models.base import NextStepModel
-from fedpath.models.weights_io import model_from_bytes, model_to_bytes
+from fedpath.models.weights_io import (
+    ENCRYPTED_SUFFIX,
+    load_model,
+    model_from_bytes,
+    model_to_bytes,
+    save_weights,
+)
 from fedpath.privacy.durable import atomic_write
 from fedpath.privacy.errors import DecryptionError
-from fedpath.privacy.keys import AES_KEY_BYTES
+from fedpath.privacy.keys import AES_KEY_BYTES, model_key
 
 MAGIC = b"FPENC"
 VERSION = 1
@@ -33,6 +40,7 @@ NONCE_BYTES = 12
 TAG_BYTES = 16
 MODEL_KIND = "model"
 CHECKPOINT_KIND = "checkpoint"
+RUN_MODEL_FILE = "model.safetensors"  # a run folder's model; + ENCRYPTED_SUFFIX when encrypted
 
 
 def encrypt_bytes(plaintext: bytes, key: bytes, *, kind: str, name: str) -> bytes:
@@ -79,6 +87,32 @@ def save_encrypted_model(path: Path | str, model: NextStepModel, key: bytes) -> 
 def load_encrypted_model(path: Path | str, key: bytes) -> NextStepModel:
     """``load_model`` for an encrypted model: refused unless it authenticates under ``key``."""
     return model_from_bytes(decrypt_file(path, key, kind=MODEL_KIND), source=str(path))
+
+
+def save_run_model(run_dir: Path, model: NextStepModel, key: bytes | None) -> Path:
+    """The model of a `fedpath train` / `simulate` run folder: ``model.safetensors`` without a
+    key, else only ``model.safetensors.enc``, so the name alone tells a reader which it holds."""
+    if key is None:
+        return save_weights(run_dir / RUN_MODEL_FILE, model)
+    return save_encrypted_model(run_dir / f"{RUN_MODEL_FILE}{ENCRYPTED_SUFFIX}", model, key)
+
+
+def load_model_file(path: Path | str, key: bytes | None = None) -> NextStepModel:
+    """The model at ``path``, plain or encrypted as its name says (``*.enc``).
+
+    An encrypted one is decrypted under ``key``, else under ``$FEDPATH_MODEL_KEY``, and refused
+    with :class:`DecryptionError` unless it authenticates; without either key it is refused
+    with a :class:`ConfigError` naming the file.
+    """
+    path = Path(path)
+    if not path.name.endswith(ENCRYPTED_SUFFIX):
+        return load_model(path)
+    if key is None:
+        try:
+            key = model_key()
+        except ConfigError as error:
+            raise ConfigError(f"{path}: is an encrypted model, so {error}") from None
+    return load_encrypted_model(path, key)
 
 
 def _check_key(key: bytes) -> None:

@@ -24,8 +24,7 @@ from fedpath.simulations.partition import partition
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILE = "model.safetensors"
-ARTIFACTS = ("config.yaml", "results.json", "rounds.csv", MODEL_FILE, "report.md")
+ARTIFACTS = ("config.yaml", "results.json", "rounds.csv", "report.md")  # besides the model
 
 
 def code_version() -> str:
@@ -46,9 +45,18 @@ def code_version() -> str:
 
 
 def write_simulation_audit(
-    data: PreparedData, settings: ExperimentSettings, result: ExperimentResult, run_dir: Path
+    data: PreparedData,
+    settings: ExperimentSettings,
+    result: ExperimentResult,
+    run_dir: Path,
+    *,
+    model_file: str,
 ) -> AuditLog:
-    """Append the run's lineage to ``run_dir/audit.jsonl``; call once its artifacts are written."""
+    """Append the run's lineage to ``run_dir/audit.jsonl``; call once its artifacts are written.
+
+    ``model_file`` is the model's name in ``run_dir``, plain or encrypted: the trail hashes the
+    file as it is on disk.
+    """
     log = AuditLog(run_dir / AUDIT_FILE)
     log.append(
         RUN,
@@ -80,8 +88,9 @@ def write_simulation_audit(
                 "failures": record.failures,
             },
         )
-    hashes = {f: file_sha256(run_dir / f) for f in ARTIFACTS if (run_dir / f).is_file()}
-    log.append(MODEL, {"model": MODEL_FILE, "sha256": hashes.get(MODEL_FILE), "files": hashes})
+    files = (*ARTIFACTS, model_file)
+    hashes = {f: file_sha256(run_dir / f) for f in files if (run_dir / f).is_file()}
+    log.append(MODEL, {"model": model_file, "sha256": hashes.get(model_file), "files": hashes})
     logger.info("audit trail %s written; head %s (keep it to verify the trail)", log.path, log.head)
     return log
 

@@ -9,10 +9,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from fedpath.models.weights_io import save_weights
 from fedpath.pipeline import PreparedData
 from fedpath.plots import plot_curves
 from fedpath.privacy.audit import PRIVACY
+from fedpath.privacy.crypto import save_run_model
 from fedpath.privacy.lineage import write_simulation_audit
 from fedpath.report import HEADLINE_METRICS, markdown_table
 from fedpath.runfolder import write_json, write_rows_csv
@@ -33,9 +33,17 @@ ROUND_COLUMNS = (
 
 
 def write_simulation_run(
-    data: PreparedData, settings: ExperimentSettings, result: ExperimentResult, run_dir: Path
+    data: PreparedData,
+    settings: ExperimentSettings,
+    result: ExperimentResult,
+    run_dir: Path,
+    *,
+    model_key: bytes | None = None,
 ) -> None:
-    """Everything a reader of the run needs, beside the resolved config the CLI already wrote."""
+    """Everything a reader of the run needs, beside the resolved config the CLI already wrote.
+
+    With ``model_key`` the model is written only encrypted under it (``save_run_model``).
+    """
     rounds = [record.row() for record in result.federation.rounds]
     privacy = result.federation.privacy
     write_rows_csv(run_dir / "rounds.csv", rounds)
@@ -65,7 +73,7 @@ def write_simulation_run(
             "seconds": result.federation.seconds,
         },
     )
-    save_weights(run_dir / "model.safetensors", result.federation.model)
+    model_file = save_run_model(run_dir, result.federation.model, model_key)
     plot_curves(
         rounds,
         x_key="round",
@@ -75,7 +83,7 @@ def write_simulation_run(
     )
     _plot_partner_spread(result, run_dir / "partners.png")
     (run_dir / "report.md").write_text(_report(data, settings, result))
-    audit = write_simulation_audit(data, settings, result, run_dir)
+    audit = write_simulation_audit(data, settings, result, run_dir, model_file=model_file.name)
     if privacy is not None:
         audit.append(PRIVACY, privacy.to_dict())
 

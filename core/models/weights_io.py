@@ -25,6 +25,7 @@ from fedpath.models.base import NextStepModel
 from fedpath.models.registry import build_model
 
 METADATA_KEY = "fedpath"
+ENCRYPTED_SUFFIX = ".enc"  # a model encrypted at rest (fedpath.privacy.crypto), never read here
 
 
 def model_params(model: NextStepModel) -> dict[str, Any]:
@@ -82,6 +83,11 @@ def save_weights(path: str | os.PathLike[str], model: NextStepModel) -> Path:
 def load_model(path: str | os.PathLike[str]) -> NextStepModel:
     """Rebuild the model saved at ``path`` through the registry and load its weights."""
     path = Path(path)
+    if path.name.endswith(ENCRYPTED_SUFFIX):
+        raise DataFormatError(
+            f"{path}: must be a plain safetensors file, got an encrypted model "
+            f"(*{ENCRYPTED_SUFFIX}): load it with its key (fedpath.privacy.crypto.load_model_file)"
+        )
     try:
         with safe_open(path, framework="np") as handle:
             header = handle.metadata() or {}
