@@ -29,6 +29,7 @@ from fedpath.data.containers import PAD, Cases
 from fedpath.data.hashing import ItemHasher
 from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD, NextStepModel
 from fedpath.schema import ACTION_NAMES, Action
+from fedpath.server.endpoint import PROMETHEUS_TEXT, ServiceHandler
 from fedpath.server.registry import ModelRegistry
 from fedpath.server.telemetry import Metric, prometheus_text
 
@@ -313,28 +314,14 @@ class PredictionService:
 
 
 def _handler(service: PredictionService) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(ServiceHandler):
         server_version = "fedpath-serving"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s " + format, self.address_string(), *args)
-
-        def _send(self, status: int, body: str, content_type: str) -> None:
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _json(self, status: int, payload: dict[str, Any]) -> None:
-            self._send(status, json.dumps(payload), "application/json")
 
         def do_GET(self) -> None:
             if self.path == "/health":
                 served = service.source.current()
                 status = HTTPStatus.OK if served else HTTPStatus.SERVICE_UNAVAILABLE
-                self._json(
+                self.send_json(
                     status,
                     {
                         "status": "ok" if served else "waiting for a promoted model",
@@ -342,11 +329,11 @@ def _handler(service: PredictionService) -> type[BaseHTTPRequestHandler]:
                     },
                 )
             elif self.path == "/metrics":
-                self._send(HTTPStatus.OK, service.metrics(), "text/plain; version=0.0.4")
+                self.send_body(HTTPStatus.OK, service.metrics(), PROMETHEUS_TEXT)
             elif self.path == "/predict":
-                self._json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "/predict takes POST"})
+                self.send_json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "/predict takes POST"})
             else:
-                self._json(HTTPStatus.NOT_FOUND, {"error": f"no such path {self.path!r}"})
+                self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no such path {self.path!r}"})
 
         def do_POST(self) -> None:
             """Answer, counting the answer before it is sent: a client that reads /metrics
@@ -355,7 +342,7 @@ def _handler(service: PredictionService) -> type[BaseHTTPRequestHandler]:
             status, payload = self._predict()
             review = bool(payload.get("needs_review", False))
             service.stats.record(status, time.perf_counter() - started, review)
-            self._json(status, payload)
+            self.send_json(status, payload)
 
         def _predict(self) -> tuple[int, dict[str, Any]]:
             if self.path != "/predict":

@@ -45,6 +45,7 @@ from fedpath.server.deployment import (
     registered_nodes,
     write_plan,
 )
+from fedpath.server.endpoint import PROMETHEUS_TEXT, ServiceHandler
 from fedpath.server.status import (
     CAMPAIGN,
     SERVICE,
@@ -385,34 +386,21 @@ class Coordinator:
 
 
 def _handler(coordinator: Coordinator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(ServiceHandler):
         server_version = "fedpath-coordinator"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s " + format, self.address_string(), *args)
-
-        def _send(self, status: int, body: str, content_type: str) -> None:
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
 
         def do_GET(self) -> None:
             status = federation_status(coordinator.state)
             if self.path == "/health":
                 up = coordinator.superlink is not None and coordinator.superlink.poll() is None
                 body = {"status": "ok" if up else "superlink down", "superlink_up": up}
-                code = HTTPStatus.OK if up else HTTPStatus.SERVICE_UNAVAILABLE
-                self._send(code, json.dumps(body), "application/json")
+                self.send_json(HTTPStatus.OK if up else HTTPStatus.SERVICE_UNAVAILABLE, body)
             elif self.path == "/metrics":
-                self._send(HTTPStatus.OK, status_metrics(status), "text/plain; version=0.0.4")
+                self.send_body(HTTPStatus.OK, status_metrics(status), PROMETHEUS_TEXT)
             elif self.path == "/status":
-                self._send(HTTPStatus.OK, json.dumps(status), "application/json")
+                self.send_json(HTTPStatus.OK, status)
             else:
-                body = json.dumps({"error": f"no such path {self.path!r}"})
-                self._send(HTTPStatus.NOT_FOUND, body, "application/json")
+                self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no such path {self.path!r}"})
 
     return Handler
 
