@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fedpath.models.neural import NeuralNextStepModel, last_step, require
+from fedpath.models.neural import last_step
+from fedpath.models.recurrent import RecurrentNextStepModel
 
 
 class _GRUEncoder(nn.Module):
@@ -28,17 +29,9 @@ class _GRUEncoder(nn.Module):
         return self.project(self.output_dropout(last_step(outputs, lengths)))  # [batch, emb]
 
 
-class GRU4Rec(NeuralNextStepModel):
-    """GRU4Rec-style next-step model; see ``NeuralNextStepModel`` for the shared parameters."""
+class GRU4Rec(RecurrentNextStepModel):
+    """GRU4Rec-style next-step model; see ``RecurrentNextStepModel`` for its parameters."""
 
     name = "gru4rec"
 
-    def __init__(self, *, hidden_size: int = 100, num_layers: int = 1, **shared) -> None:
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        super().__init__(**shared)
-
-    def _build_encoder(self) -> nn.Module:
-        for key in ("hidden_size", "num_layers"):
-            require(getattr(self, key) >= 1, key, ">= 1", getattr(self, key))
-        return _GRUEncoder(self.embedding_size, self.hidden_size, self.num_layers, self.dropout)
+    encoder_class = _GRUEncoder

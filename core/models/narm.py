@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fedpath.models.neural import NeuralNextStepModel, last_step, padding_mask, require
+from fedpath.models.neural import last_step, padding_mask
+from fedpath.models.recurrent import RecurrentNextStepModel
 
 
 class _AttentiveGRUEncoder(nn.Module):
@@ -33,19 +34,9 @@ class _AttentiveGRUEncoder(nn.Module):
         return self.bilinear(self.output_dropout(torch.cat([last, local], dim=1)))
 
 
-class NARM(NeuralNextStepModel):
-    """NARM-style next-step model; see ``NeuralNextStepModel`` for the shared parameters."""
+class NARM(RecurrentNextStepModel):
+    """NARM-style next-step model; see ``RecurrentNextStepModel`` for its parameters."""
 
     name = "narm"
 
-    def __init__(self, *, hidden_size: int = 100, num_layers: int = 1, **shared) -> None:
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        super().__init__(**shared)
-
-    def _build_encoder(self) -> nn.Module:
-        for key in ("hidden_size", "num_layers"):
-            require(getattr(self, key) >= 1, key, ">= 1", getattr(self, key))
-        return _AttentiveGRUEncoder(
-            self.embedding_size, self.hidden_size, self.num_layers, self.dropout
-        )
+    encoder_class = _AttentiveGRUEncoder
