@@ -16,7 +16,7 @@ from dataclasses import asdict
 from typing import Any
 
 import numpy as np
-from flwr.common import Context, Message, Scalar
+from flwr.common import Context, Message
 from flwr.server import Grid
 from flwr.server.strategy import Strategy
 from flwr.server.workflow import DefaultWorkflow
@@ -33,16 +33,14 @@ from fedpath.server.checkpoint import (
     strategy_state,
 )
 from fedpath.server.deployment import CoordinatorSettings, registered_nodes
+from fedpath.server.federated_strategy import federation_strategy
 from fedpath.server.gate import GateRound
-from fedpath.server.keys import COUNT_SCALE, EVAL_SPLIT, LOCAL_EPOCHS, SERVER_ROUND
 from fedpath.server.meter import ByteMeter, payload_bytes
-from fedpath.server.metrics import mean_train_loss, pooled_eval_metrics
 from fedpath.server.publish import publish
 from fedpath.server.recorder import RoundRecord, RoundRecorder
 from fedpath.server.registry import ModelRegistry
 from fedpath.server.status import CAMPAIGN, write_status
 from fedpath.server.workflow import build_workflow
-from fedpath.strategies.factory import StrategyWiring, build_strategy
 from fedpath.strategies.secure_sum import count_scale
 
 log = logging.getLogger(__name__)
@@ -160,7 +158,10 @@ class Campaign:
 
     # --------------------------------------------------------------------------- training
     def _train(self, grid: Grid, context: Context, start: Checkpoint) -> Checkpoint:
-        strategy = self._strategy(start.weights)
+        # Flower waits for ``min_partners`` to be connected before round 1.
+        strategy = federation_strategy(
+            self.config, start.weights, self.settings.min_partners, self.scale
+        )
         restore_strategy_state(strategy, start.strategy_state)
         meter = ShiftedMeter(start.round)
         ids = registered_nodes(self.settings.state)
@@ -258,36 +259,6 @@ class Campaign:
     def _parent_of_first_round(self) -> int | None:
         promoted = self.registry.promoted()
         return promoted.version if promoted and self.settings.warm_start else None
-
-    def _strategy(self, weights: list[np.ndarray]) -> Strategy:
-        config = self.config
-
-        def fit_config(server_round: int) -> dict[str, Scalar]:
-            values: dict[str, Scalar] = {
-                SERVER_ROUND: server_round,
-                LOCAL_EPOCHS: config.local_epochs,
-            }
-            if self.scale is not None:
-                values[COUNT_SCALE] = self.scale
-            return values
-
-        def evaluate_config(server_round: int) -> dict[str, Scalar]:
-            return {SERVER_ROUND: server_round, EVAL_SPLIT: config.eval_split}
-
-        wiring = StrategyWiring(
-            n_partners=self.settings.min_partners,  # Flower waits for this many to be connected
-            initial_weights=weights,
-            fraction_fit=config.fraction_fit,
-            fraction_evaluate=config.fraction_evaluate,
-            on_fit_config_fn=fit_config,
-            on_evaluate_config_fn=evaluate_config,
-            fit_metrics_aggregation_fn=mean_train_loss,
-            evaluate_metrics_aggregation_fn=pooled_eval_metrics,
-        )
-        params = dict(config.strategy_params)
-        if self.scale is not None:
-            params["scale"] = self.scale
-        return build_strategy(config.strategy, params, secagg=config.secagg.enabled, wiring=wiring)
 
     # ----------------------------------------------------------------- gate and publication
     def _gate(

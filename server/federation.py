@@ -15,8 +15,6 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import numpy as np
-from flwr.common import Scalar
-from flwr.server.strategy import Strategy
 from flwr.simulation import run_simulation
 
 from fedpath.clients.app import build_client_app
@@ -34,15 +32,14 @@ from fedpath.privacy.dp_config import check_combination
 from fedpath.privacy.dp_report import PrivacyReport, PrivacyTracker
 from fedpath.server.app import AfterTraining, ServerOutcome, build_server_app
 from fedpath.server.config import FederationConfig
+from fedpath.server.federated_strategy import federation_strategy
 from fedpath.server.funnel import FederatedFunnel, FunnelRound
 from fedpath.server.gate import GateDecision, GateRound
-from fedpath.server.keys import COUNT_SCALE, EVAL_SPLIT, LOCAL_EPOCHS, SERVER_ROUND
 from fedpath.server.meter import ByteMeter
-from fedpath.server.metrics import mean_train_loss, pooled_eval_metrics
 from fedpath.server.recorder import RoundCallback, RoundRecord, RoundRecorder
 from fedpath.server.workflow import build_workflow
 from fedpath.simulations.partition import Partner
-from fedpath.strategies.factory import StrategyWiring, build_strategy, sampled_partners
+from fedpath.strategies.factory import sampled_partners
 from fedpath.strategies.secure_sum import count_scale
 
 
@@ -88,7 +85,8 @@ def run_federation(
     with TemporaryDirectory(prefix="fedpath-partners-") as folder:
         train_sizes = _store(Path(folder), partners, config.max_len)
         meter = ByteMeter()
-        strategy = _strategy(config, spec, len(partners), scale)
+        weights = spec.to_arrays(spec.initial_weights)
+        strategy = federation_strategy(config, weights, len(partners), scale)
         if privacy is not None:
             report = PrivacyReport(config.privacy, privacy.sampled / len(partners))
             strategy = PrivacyTracker(strategy, report)
@@ -265,37 +263,3 @@ def _store(folder: Path, partners: list[Partner], max_len: int) -> list[int]:
         )
         sizes.append(len(cases["train"]))
     return sizes
-
-
-def _strategy(
-    config: FederationConfig, spec: ModelSpec, n_partners: int, scale: int | None
-) -> Strategy:
-    def fit_config(server_round: int) -> dict[str, Scalar]:
-        values: dict[str, Scalar] = {SERVER_ROUND: server_round, LOCAL_EPOCHS: config.local_epochs}
-        if scale is not None:
-            values[COUNT_SCALE] = scale
-        return values
-
-    def evaluate_config(server_round: int) -> dict[str, Scalar]:
-        return {SERVER_ROUND: server_round, EVAL_SPLIT: config.eval_split}
-
-    wiring = StrategyWiring(
-        n_partners=n_partners,
-        initial_weights=spec.to_arrays(spec.initial_weights),
-        fraction_fit=config.fraction_fit,
-        fraction_evaluate=config.fraction_evaluate,
-        on_fit_config_fn=fit_config,
-        on_evaluate_config_fn=evaluate_config,
-        fit_metrics_aggregation_fn=mean_train_loss,
-        evaluate_metrics_aggregation_fn=pooled_eval_metrics,
-    )
-    params = dict(config.strategy_params)
-    if scale is not None:
-        params["scale"] = scale
-    return build_strategy(
-        config.strategy,
-        params,
-        secagg=config.secagg.enabled,
-        wiring=wiring,
-        privacy=config.privacy if config.privacy.enabled else None,
-    )
