@@ -6,13 +6,15 @@ import os
 import subprocess
 import sys
 import time
+from functools import partial
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from conftest import REPO
+from session_data import session
 
-from fedpath.data.containers import Session, SplitDataset
+from fedpath.data.containers import SplitDataset
 
 
 @pytest.fixture
@@ -29,26 +31,17 @@ def bench(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
     )
 
 
-def _session(key: str, items: list[int]) -> Session:
-    return Session(
-        key=key,
-        items=np.array(items, dtype=np.int64),
-        actions=np.zeros(len(items), dtype=np.int8),
-        start=0,
-        channel="web",
-    )
-
-
 def test_popularity_bands_label_sessions_by_their_first_items_share_of_train_occurrences(
     bench: SimpleNamespace,
 ) -> None:
     # Prepare: train occurrences 0:6, 1:2, 2:1, 3:1 (10 in all). Most popular first, the
     # occurrences before each item are 0, 6, 8, 9: with 2 bands, item 0 is band 0 (0*2//10) and
     # items 1, 2, 3 are band 1 (6*2//10, 8*2//10, 9*2//10).
+    web = partial(session, channel="web")
     split = SplitDataset(
-        train=[_session("a", [0, 1, 0]), _session("b", [2, 0, 0, 3]), _session("c", [0, 1, 0])],
-        valid=[_session("d", [1, 0])],
-        test=[_session("e", [3, 2]), _session("f", [0, 2])],
+        train=[web("a", [0, 1, 0]), web("b", [2, 0, 0, 3]), web("c", [0, 1, 0])],
+        valid=[web("d", [1, 0])],
+        test=[web("e", [3, 2]), web("f", [0, 2])],
         vocab=["i0", "i1", "i2", "i3"],
     )
 

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from session_data import session
 
 from fedpath.data.cases import expand_prefixes
-from fedpath.data.containers import Session
 from fedpath.models.registry import build_model
 from fedpath.privacy.dp_config import SessionDP
 from fedpath.privacy.dp_session import SessionDPSGD
@@ -26,24 +26,13 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def _session(key: str, items: list[int]) -> Session:
-    return Session(
-        key=key,
-        items=np.array(items, dtype=np.int64),
-        actions=np.zeros(len(items), dtype=np.int8),
-        start=0,
-    )
-
-
 def test_a_sessions_loss_is_its_mean_next_item_cross_entropy_over_the_scores():
     # Prepare: popularity over 3 items counted [1, 2, 3]: every prefix scores ranks [0, 1, 2]
     model = build_model("popularity", n_items=3)
-    model.fit(
-        expand_prefixes([_session("a", [0, 1]), _session("b", [1, 2]), _session("c", [2, 2])])
-    )
+    model.fit(expand_prefixes([session("a", [0, 1]), session("b", [1, 2]), session("c", [2, 2])]))
     log_norm = math.log(1 + math.e + math.e**2)
     # Execute
-    losses = session_losses(model, [_session("x", [0, 2]), _session("y", [2, 0, 1])])
+    losses = session_losses(model, [session("x", [0, 2]), session("y", [2, 0, 1])])
     # Assert: x predicts item 2 once; y predicts 0 then 1
     assert losses[0] == pytest.approx(log_norm - 2)
     assert losses[1] == pytest.approx(((log_norm - 0) + (log_norm - 1)) / 2)
@@ -51,7 +40,7 @@ def test_a_sessions_loss_is_its_mean_next_item_cross_entropy_over_the_scores():
 
 def test_members_and_non_members_are_a_seeded_random_halving():
     # Prepare
-    sessions = [_session(str(k), [k, k + 1]) for k in range(11)]
+    sessions = [session(str(k), [k, k + 1]) for k in range(11)]
     # Execute
     members, others = split_members(sessions, seed=3)
     again, _ = split_members(sessions, seed=3)
@@ -65,7 +54,7 @@ def test_members_and_non_members_are_a_seeded_random_halving():
 def test_session_level_dp_lowers_the_attack_auc_of_a_memorizing_model(one_thread):
     # Prepare: 60 random paths (nothing to learn but the paths themselves), half trained on
     rng = np.random.default_rng(0)
-    sessions = [_session(str(k), list(rng.integers(0, 40, 5))) for k in range(60)]
+    sessions = [session(str(k), list(rng.integers(0, 40, 5))) for k in range(60)]
     members, others = split_members(sessions, seed=0)
     params = {"embedding_size": 16, "hidden_size": 16, "dropout": 0.0, "lr": 0.03}
     params |= {"batch_size": 16, "epochs": 25}
