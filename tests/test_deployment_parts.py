@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from flwr.app import Context, Message, MessageType, Metadata, RecordDict
+from flower_messages import message
+from flwr.app import Context, Message, MessageType, RecordDict
 from privacy_data import BAD_SESSION, BAD_USER, write_rees46_log  # tests/ is on sys.path
 
 from fedpath.clients.daemon import SupernodeSettings, SupernodeSupervisor
@@ -206,22 +207,6 @@ def test_deployed_partner_reports_at_most_the_contract_weight(gru_partner: Path)
     # Assert
     assert len(partner.cases["train"]) > 10
     assert weight == 10
-
-
-def message(message_type: str, content: RecordDict | None = None) -> Message:
-    """A message as a SuperNode receives it (metadata set by the sender)."""
-    metadata = Metadata(
-        run_id=1,
-        message_id="m",
-        src_node_id=0,
-        dst_node_id=1,
-        reply_to_message_id="",
-        group_id="1",
-        created_at=0.0,
-        ttl=60.0,
-        message_type=message_type,
-    )
-    return Message(content=content or RecordDict(), metadata=metadata)
 
 
 def node_context(runtime: Path) -> Context:

@@ -11,12 +11,11 @@ import pytest
 import torch
 import yaml
 from federation_paths import N_ITEMS, TINY_GRU, paths, walk_split
+from flower_messages import message
 from flwr.common import (
     Array,
     ArrayRecord,
     ConfigRecord,
-    Message,
-    Metadata,
     RecordDict,
     ndarrays_to_parameters,
 )
@@ -293,22 +292,6 @@ def test_partner_answers_the_funnel_task_with_its_counts_encoded_for_the_sum(tmp
 # ------------------------------------------------------------------------ bytes, record
 
 
-def _message(group: str, content: RecordDict) -> Message:
-    """A message as a grid carries it (outside a run, the metadata is given explicitly)."""
-    metadata = Metadata(
-        run_id=1,
-        message_id="",
-        src_node_id=0,
-        dst_node_id=1,
-        reply_to_message_id="",
-        group_id=group,
-        created_at=0.0,
-        ttl=60.0,
-        message_type="train",
-    )
-    return Message(content=content, metadata=metadata)
-
-
 def test_payload_counts_array_bytes_and_bytes_in_configs():
     # Prepare: 100 array bytes, 7 bytes of keys in a list, 5 in a value; scalars are left out
     content = RecordDict(
@@ -319,11 +302,12 @@ def test_payload_counts_array_bytes_and_bytes_in_configs():
             "config": ConfigRecord({"keys": [b"abc", b"defg"], "share": b"12345", "round": 3}),
         }
     )
+    sent = message(content=content, group="3")
     meter = ByteMeter()
     # Execute
-    meter.count([_message("3", content), _message("3", content)], meter.up)
+    meter.count([sent, sent], meter.up)
     # Assert
-    assert payload_bytes(_message("3", content)) == 112
+    assert payload_bytes(sent) == 112
     assert meter.up == {3: 224} and not meter.down
 
 
