@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from flwr.common import FitIns, FitRes, Parameters, Scalar
+from flwr.common import FitIns, Parameters
 from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import Strategy
@@ -20,6 +20,7 @@ from fedpath.privacy import accountant
 from fedpath.privacy.dp_budget import SESSION_EPSILON, refused_partner
 from fedpath.privacy.dp_config import PrivacySettings
 from fedpath.server.keys import PARTNER
+from fedpath.strategies.flower_types import FitAggregate, FitFailures, FitResults
 from fedpath.strategies.wrapper import StrategyWrapper
 
 
@@ -138,11 +139,8 @@ class PrivacyTracker(StrategyWrapper):
         return super().configure_fit(server_round, parameters, client_manager)
 
     def aggregate_fit(
-        self,
-        server_round: int,
-        results: list[tuple[ClientProxy, FitRes]],
-        failures: list[tuple[ClientProxy, FitRes] | BaseException],
-    ) -> tuple[Parameters | None, dict[str, Scalar]]:
+        self, server_round: int, results: FitResults, failures: FitFailures
+    ) -> FitAggregate:
         record = self.report.rounds[-1]
         for _, res in results:
             if SESSION_EPSILON in res.metrics:

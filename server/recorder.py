@@ -11,13 +11,21 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from flwr.common import EvaluateRes, FitIns, FitRes, Parameters, Scalar
+from flwr.common import FitIns, Parameters
 from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import Strategy
 
 from fedpath.server.keys import PARTNER, TRAIN_LOSS
 from fedpath.server.meter import ByteMeter
+from fedpath.strategies.flower_types import (
+    EvaluateAggregate,
+    EvaluateFailures,
+    EvaluateResults,
+    FitAggregate,
+    FitFailures,
+    FitResults,
+)
 from fedpath.strategies.wrapper import StrategyWrapper
 
 
@@ -122,11 +130,8 @@ class RoundRecorder(StrategyWrapper):
         return instructions
 
     def aggregate_fit(
-        self,
-        server_round: int,
-        results: list[tuple[ClientProxy, FitRes]],
-        failures: list[tuple[ClientProxy, FitRes] | BaseException],
-    ) -> tuple[Parameters | None, dict[str, Scalar]]:
+        self, server_round: int, results: FitResults, failures: FitFailures
+    ) -> FitAggregate:
         record = self._record(server_round)
         for proxy, res in results:
             self._node_partner[proxy.node_id] = int(res.metrics[PARTNER])
@@ -139,11 +144,8 @@ class RoundRecorder(StrategyWrapper):
         return parameters, metrics
 
     def aggregate_evaluate(
-        self,
-        server_round: int,
-        results: list[tuple[ClientProxy, EvaluateRes]],
-        failures: list[tuple[ClientProxy, EvaluateRes] | BaseException],
-    ) -> tuple[float | None, dict[str, Scalar]]:
+        self, server_round: int, results: EvaluateResults, failures: EvaluateFailures
+    ) -> EvaluateAggregate:
         """Partners without cases to evaluate answer with weight 0; they are left out here, as a
         round where nobody has any would divide by zero in Flower's weighted loss."""
         record = self._record(server_round)

@@ -26,15 +26,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from flwr.common import (
-    FitRes,
-    Parameters,
-    Scalar,
-    ndarrays_to_parameters,
-    parameters_to_ndarrays,
-)
-from flwr.server.client_proxy import ClientProxy
+from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.server.strategy import FedAvg
+
+from fedpath.strategies.flower_types import FitAggregate, FitFailures, FitResults
 
 DEFAULT_MODULUS = 2**32  # SecAggPlusWorkflow's default modulus_range
 MAX_SCALE = 2**29  # quantized values (counts + S <= 2S) must fit the quantizer's int32
@@ -96,11 +91,8 @@ class SecureSum(FedAvg):
         return f"SecureSum(scale={self.scale})"
 
     def aggregate_fit(
-        self,
-        server_round: int,
-        results: list[tuple[ClientProxy, FitRes]],
-        failures: list[tuple[ClientProxy, FitRes] | BaseException],
-    ) -> tuple[Parameters | None, dict[str, Scalar]]:
+        self, server_round: int, results: FitResults, failures: FitFailures
+    ) -> FitAggregate:
         mean, metrics = super().aggregate_fit(server_round, results, failures)
         if mean is None:
             return None, metrics

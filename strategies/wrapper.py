@@ -7,10 +7,19 @@ overrides only the calls it watches; the forwarding of the others lives here onc
 
 from __future__ import annotations
 
-from flwr.common import EvaluateIns, EvaluateRes, FitIns, FitRes, Parameters, Scalar
+from flwr.common import EvaluateIns, FitIns, Parameters, Scalar
 from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import Strategy
+
+from fedpath.strategies.flower_types import (
+    EvaluateAggregate,
+    EvaluateFailures,
+    EvaluateResults,
+    FitAggregate,
+    FitFailures,
+    FitResults,
+)
 
 
 class StrategyWrapper(Strategy):
@@ -37,11 +46,8 @@ class StrategyWrapper(Strategy):
         )
 
     def aggregate_fit(
-        self,
-        server_round: int,
-        results: list[tuple[ClientProxy, FitRes]],
-        failures: list[tuple[ClientProxy, FitRes] | BaseException],
-    ) -> tuple[Parameters | None, dict[str, Scalar]]:
+        self, server_round: int, results: FitResults, failures: FitFailures
+    ) -> FitAggregate:
         return self.strategy.aggregate_fit(self.inner_round(server_round), results, failures)
 
     def configure_evaluate(
@@ -52,11 +58,8 @@ class StrategyWrapper(Strategy):
         )
 
     def aggregate_evaluate(
-        self,
-        server_round: int,
-        results: list[tuple[ClientProxy, EvaluateRes]],
-        failures: list[tuple[ClientProxy, EvaluateRes] | BaseException],
-    ) -> tuple[float | None, dict[str, Scalar]]:
+        self, server_round: int, results: EvaluateResults, failures: EvaluateFailures
+    ) -> EvaluateAggregate:
         return self.strategy.aggregate_evaluate(self.inner_round(server_round), results, failures)
 
     def evaluate(
