@@ -26,7 +26,7 @@ from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import SplitDataset
 from fedpath.errors import ConfigError, FedpathError
 from fedpath.models.base import NextStepModel
-from fedpath.models.weights_io import load_model
+from fedpath.privacy.crypto import load_model_file
 from fedpath.privacy.dp_client import PartnerPrivacy
 from fedpath.privacy.dp_config import check_combination
 from fedpath.privacy.dp_report import PrivacyReport, PrivacyTracker
@@ -237,7 +237,7 @@ def _champion(config: FederationConfig, spec: ModelSpec) -> list[np.ndarray]:
     path = config.gate.champion
     if path is None:
         return spec.to_arrays(spec.initial_weights)
-    model = load_model(path)
+    model = load_model_file(path)  # an encrypted champion needs $FEDPATH_MODEL_KEY
     weights = model.get_weights()
     shapes = {name: array.shape for name, array in weights.items()}
     expected = {name: array.shape for name, array in spec.initial_weights.items()}

@@ -160,7 +160,7 @@ def test_the_plain_loader_refuses_an_encrypted_model_naming_it(runs: Runs) -> No
         load_model(runs.encrypted / ENCRYPTED)
 
 
-def test_an_encrypted_champion_is_refused_by_the_gate_before_federating(
+def test_an_encrypted_champion_without_its_key_stops_the_gate_before_federating(
     runs: Runs, tmp_path: Path
 ) -> None:
     # Execute: the gate's champion is read before any partner starts
@@ -175,7 +175,8 @@ def test_an_encrypted_champion_is_refused_by_the_gate_before_federating(
 
     # Assert
     assert proc.returncode == 1
-    assert f"{runs.encrypted / ENCRYPTED}: must be a plain safetensors file" in proc.stderr
+    assert f"{runs.encrypted / ENCRYPTED}: is an encrypted model" in proc.stderr
+    assert MODEL_KEY_ENV in proc.stderr
     assert not (only_run_dir(tmp_path) / "results.json").exists()
 
 
