@@ -15,17 +15,15 @@ holding a tenth of the train occurrences, band 0 the few most popular items) and
 Dirichlet partitioner runs over those bands: partners differ in whether their shoppers enter
 through head items or through the long tail.
 
-Epochs: a partner trains `local_epochs` on its own cases per round, so a federated run passes
-`rounds × local_epochs` times over the union of the partners' train cases. The default 12 × 5
-= 60 is the models' `epochs` cap, all the centralized run may use (it stops early on valid
-Recall@20 and keeps its best epoch; the federated model is simply the last round's). How the 60
-are split mattered little in trials (below), and fewer rounds cost less: a round's time is
-mostly the simulation's messaging, not the partners' few optimizer steps.
-Strategy: FedAvg (`conf/strategy/fedavg.yaml`, the project's default). One-seed trials on
-REES46 GRU4Rec at 60 passes gave FedAvg R@20 0.36 (12 × 5), 0.35 (6 × 10), 0.34 (20 × 3);
-FedAdam 0.32 (20 × 3); FedAvgM (server momentum 0.9) 0.42 (12 × 5) but it diverged at 30 × 5 on
-REES46 and at 12 × 5 on Diginetica (train loss rising from round 3, R@20 0.015), so it is not
-the default here. Centralized: 0.58.
+Rounds: 50 rounds of 5 local epochs (FedAvg, `conf/strategy/fedavg.yaml`). The centralized run
+stops early on valid Recall@20 within its 60 epochs and keeps its best epoch; the federated model
+is simply the last round's. GRU4Rec trains with SGD and momentum (`conf/model/gru4rec.yaml`):
+with Adam, restarted at every round, the federated model stalled at R@20 0.13 on Diginetica
+(docs/federation.md, "The local optimizer"). In-process trials with SGD on Diginetica (seed 0)
+plateaued from about 36 rounds: 0.47-0.51 at 36-60 rounds, 100 x 2 epochs 0.43, 40 x 10 0.48.
+The REES46 centralized figure here (SGD) is below the Adam one of
+`benchmarks/results/core_models.md` (0.609 ± 0.011, 3 seeds): docs/federation.md compares the
+federated model with both.
 
 Count models (Markov, co-occurrence) federate by an exact secure sum: one round, their model and
 so every metric must equal the centralized one (checked here array by array: ratio 1.000).
