@@ -141,13 +141,15 @@ def make_jobs(
     *,
     quick: bool,
     threads: int | None = None,
+    overrides: Sequence[str] = (),
 ) -> list[Job]:
     """Compose each (log, model) config as `fedpath train data=<log> model=<model>` would.
 
     ``threads`` overrides ``train.threads``: on a machine whose cores are busy with other work,
     torch's intra-op threads wait on each other and one thread trains several times faster.
+    ``overrides`` are further Hydra overrides, as on `fedpath train`'s command line.
     """
-    extra = [] if threads is None else [f"train.threads={threads}"]
+    extra = [*([] if threads is None else [f"train.threads={threads}"]), *overrides]
     jobs = []
     for log in logs:
         for model in models:
@@ -463,13 +465,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--threads", type=int, default=None, help="torch threads (default: train.threads)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the JSON and .md")
+    parser.add_argument(
+        "overrides", nargs="*", help="Hydra overrides for every job, e.g. model.optimizer=adam"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     seeds = args.seeds[:1] if args.quick else args.seeds
-    jobs = make_jobs(args.logs, args.models, seeds, quick=args.quick, threads=args.threads)
+    jobs = make_jobs(
+        args.logs,
+        args.models,
+        seeds,
+        quick=args.quick,
+        threads=args.threads,
+        overrides=args.overrides,
+    )
     meta: dict[str, Any] = {
         "command": " ".join(["benchmarks/core_models.py", *(argv or sys.argv[1:])]),
         "date": time.strftime("%Y-%m-%d %H:%M"),
