@@ -41,6 +41,7 @@ from fedpath.server.recorder import RoundRecord, RoundRecorder
 from fedpath.server.registry import ModelRegistry
 from fedpath.server.status import CAMPAIGN, write_status
 from fedpath.server.workflow import build_workflow
+from fedpath.strategies.factory import sampled_partners
 from fedpath.strategies.secure_sum import count_scale
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,12 @@ class Campaign:
             latest[0] = self._commit(latest[0], record, arrays, strategy, grid)
 
         base = build_workflow(
-            self.config.secagg, max_weight=self.config.secagg.max_weight, count_scale=self.scale
+            self.config.secagg,
+            max_weight=self.config.secagg.max_weight,
+            sampled=sampled_partners(
+                len(self.settings.workspace.partners), self.config.fraction_fit
+            ),
+            count_scale=self.scale,
         )
         workflow = DefaultWorkflow(
             fit_workflow=base.fit_workflow,

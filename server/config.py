@@ -11,6 +11,7 @@ from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD
 from fedpath.privacy.dp_config import PrivacySettings
 
 EVAL_SPLITS = ("valid", "test")
+LOG_SHARES = "log"
 ATTACKS = ("scale", "sign_flip")
 # Metrics a gate may compare on, by direction; ranking metrics ("recall@20") are higher-better.
 HIGHER_IS_BETTER = ("action_accuracy", "action_macro_f1", "conversion_auc")
@@ -27,7 +28,9 @@ class SecAggSettings:
     """
 
     enabled: bool = True
-    num_shares: int | float = 1.0  # int > 2: shares per partner; float: share of the sampled
+    # "log": 2⌈log₂ m⌉ + 1 of the m sampled partners (all of them up to m = 7), the O(log N)
+    # neighbourhood SecAgg+ is designed for; int > 2: shares per partner; float: share of the m
+    num_shares: int | float | str = LOG_SHARES
     reconstruction_threshold: int | float = 0.67  # int: shares; float: share of num_shares
     clipping_range: float = 8.0  # weights are clipped to [-c, c] before quantization
     quantization_range: int = 2**22  # integer steps over [-c, c]

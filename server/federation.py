@@ -93,7 +93,12 @@ def run_federation(
         recorder = RoundRecorder(strategy, meter=meter, on_round=on_round)
         # Under DP every partner reports weight 1 (its size is not private): an unweighted mean.
         max_weight = max(train_sizes) if privacy is None else 1.0
-        workflow = build_workflow(config.secagg, max_weight=max_weight, count_scale=scale)
+        workflow = build_workflow(
+            config.secagg,
+            max_weight=max_weight,
+            sampled=sampled_partners(len(partners), config.fraction_fit),
+            count_scale=scale,
+        )
         outcome = ServerOutcome()
         settings = ClientSettings(
             model=spec,
@@ -222,7 +227,7 @@ def _funnel_round(
         sessions = [*split.train, *split.valid, *split.test]
         channels = tuple(sorted({s.channel for s in sessions if s.channel is not None}))
     scale = count_scale(n_partners, config.secagg.modulus_range)
-    workflow = build_workflow(config.secagg, max_weight=1.0, count_scale=scale)
+    workflow = build_workflow(config.secagg, max_weight=1.0, sampled=n_partners, count_scale=scale)
     return FunnelRound(channels, n_partners, scale, workflow)
 
 

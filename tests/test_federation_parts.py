@@ -28,11 +28,12 @@ from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import Session, SplitDataset
 from fedpath.errors import ConfigError
 from fedpath.models.registry import build_model
-from fedpath.server.config import FederationConfig
+from fedpath.server.config import LOG_SHARES, FederationConfig
 from fedpath.server.federation import run_federation
 from fedpath.server.keys import COUNT_SCALE, EVAL_SPLIT, LOCAL_EPOCHS, PARTNER, SERVER_ROUND
 from fedpath.server.metrics import pooled_eval_metrics
 from fedpath.server.recorder import RoundRecorder
+from fedpath.server.workflow import shares_of
 from fedpath.simulations.partition import PartitionConfig, partition
 from fedpath.strategies import secure_sum
 from fedpath.strategies.factory import STRATEGIES, StrategyWiring, build_strategy
@@ -401,3 +402,24 @@ def test_recorder_names_participants_and_dropped_partners_and_skips_empty_evalua
     assert (record.failures, record.dropped_partners) == (1, [2])
     assert loss == pytest.approx(0.25) and list(record.partner_metrics) == [0]
     assert empty_round is None and math.isnan(second.loss)
+
+
+@pytest.mark.parametrize(
+    ("sampled", "expected"),
+    [(3, 3), (7, 7), (8, 7), (10, 9), (100, 15), (1000, 21)],
+)
+def test_log_shares_give_flower_an_odd_logarithmic_neighbourhood(
+    sampled: int, expected: int
+) -> None:
+    # Execute: the value Flower gets, then Flower's own rule for a float num_shares
+    shares = shares_of(LOG_SHARES, sampled)
+    flower = sampled if shares == 1.0 else round(shares * sampled)
+    # Assert: 2⌈log₂ m⌉ + 1 of m, capped at m; odd below m (SecAgg+ neighbourhoods are symmetric)
+    assert flower == expected
+    assert flower == sampled or flower % 2 == 1
+
+
+def test_share_settings_other_than_log_pass_through_and_unknown_words_are_refused() -> None:
+    assert shares_of(0.5, 100) == 0.5 and shares_of(9, 100) == 9
+    with pytest.raises(ConfigError, match=r"secagg.num_shares must be 'log', an int or a float"):
+        shares_of("half", 10)

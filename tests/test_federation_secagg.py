@@ -155,7 +155,7 @@ def test_secagg_server_sees_only_masked_vectors_and_their_weighted_mean(rees46):
             cases = {n: expand_prefixes(getattr(p.data, n)) for n in ("train", "valid", "test")}
             save_partner(Path(folder), p.index, cases)
         sizes = [len(load_partner(Path(folder), p.index)["train"]) for p in partners]
-        workflow = build_workflow(secagg, max_weight=max(sizes))
+        workflow = build_workflow(secagg, max_weight=max(sizes), sampled=len(partners))
         settings = ClientSettings(model=spec, data_dir=Path(folder))
         # Execute
         run_simulation(
