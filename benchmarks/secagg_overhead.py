@@ -30,7 +30,6 @@ time including evaluation (`round_seconds`) is reported beside it.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import sys
@@ -57,6 +56,7 @@ from fedpath.report import print_table
 from fedpath.runfolder import write_json
 from fedpath.server.config import FederationConfig, SecAggSettings
 from fedpath.server.federation import run_federation
+from fedpath.server.workflow import log_shares
 from fedpath.simulations.partition import PartitionConfig, partition
 
 SIZES, QUICK_SIZES = (10, 100), (10,)
@@ -77,14 +77,9 @@ class Setting:
     shares: str  # in words, for the table
 
 
-def log_shares(n_partners: int) -> int:
-    """SecAgg+'s neighbourhood: ``2⌈log₂N⌉`` neighbours plus the partner itself (odd)."""
-    return 2 * math.ceil(math.log2(n_partners)) + 1
-
-
 def settings_for(n_partners: int, labels: Sequence[str] | None = None) -> list[Setting]:
     """Plain, then the three SecAgg+ share choices (those named in ``labels``, if given)."""
-    k = min(log_shares(n_partners), n_partners)
+    k = log_shares(n_partners)
     every = [
         Setting(PLAIN, SecAggSettings(enabled=False), "—"),
         Setting("N/2 shares", SecAggSettings(num_shares=0.5), "0.5 of sampled"),

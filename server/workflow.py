@@ -32,8 +32,14 @@ def shares_of(num_shares: int | float | str, sampled: int) -> int | float:
         )
     if num_shares != LOG_SHARES:
         return num_shares
-    neighbours = 2 * math.ceil(math.log2(max(sampled, 2))) + 1
-    return 1.0 if neighbours >= sampled else neighbours / sampled
+    neighbours = log_shares(sampled)
+    return 1.0 if neighbours == sampled else neighbours / sampled
+
+
+def log_shares(sampled: int) -> int:
+    """SecAgg+'s neighbourhood for ``sampled`` partners: ``2⌈log₂ m⌉`` neighbours plus the
+    partner itself (odd), or all ``m`` when that is fewer."""
+    return min(2 * math.ceil(math.log2(max(sampled, 2))) + 1, sampled)
 
 
 def build_workflow(
