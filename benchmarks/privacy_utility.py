@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from common import RESULTS, data_source, plain, train_config
-from fedbench import finish_meta, in_fresh_process, run_meta
+from fedbench import finish_meta, gru4rec_federation, in_fresh_process, run_meta
 
 from fedpath.data.protocol import ProtocolConfig
 from fedpath.evaluate import evaluate
@@ -51,7 +51,7 @@ from fedpath.privacy.accountant import noise_for_epsilon
 from fedpath.privacy.dp_config import PartnerDP, PrivacySettings, SessionDP
 from fedpath.report import print_table
 from fedpath.runfolder import write_json
-from fedpath.server.config import FederationConfig, FunnelSettings, SecAggSettings
+from fedpath.server.config import FunnelSettings, SecAggSettings
 from fedpath.server.federation import run_federation
 from fedpath.simulations.partition import PartitionConfig, partition
 from fedpath.synth import SynthConfig, run_synth
@@ -105,17 +105,14 @@ def _rows(jobs: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[dict[str, A
 
 
 def session_jobs(quick: bool) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    cfg = train_config(["data=diginetica", "model=gru4rec"])
-    gru = {k: v for k, v in plain(cfg.model).items() if k != "name"}
+    cfg = train_config(["data=diginetica"])
     base = {
         "source": data_source(cfg.data),
         "protocol": ProtocolConfig(**plain(cfg.protocol)),
         "partners": SESSION_PARTNERS,
     }
-    neural = FederationConfig(
-        model="gru4rec",
-        model_params=gru,
-        rounds=1 if quick else SESSION_ROUNDS,
+    neural = gru4rec_federation(
+        1 if quick else SESSION_ROUNDS,
         local_epochs=SESSION_EPOCHS,
         funnel=FunnelSettings(enabled=False),
     )
@@ -151,11 +148,9 @@ def partner_jobs(quick: bool, folder: Path) -> list[tuple[dict[str, Any], dict[s
         "partners": PARTNERS,
     }
     rounds = 1 if quick else PARTNER_ROUNDS
-    gru = {k: v for k, v in plain(train_config(["model=gru4rec"]).model).items() if k != "name"}
-    plain_run = FederationConfig(
-        model="gru4rec",
-        model_params={**gru, **SMALL_GRU},
-        rounds=rounds,
+    plain_run = gru4rec_federation(
+        rounds,
+        model_params=SMALL_GRU,
         local_epochs=PARTNER_EPOCHS,
         fraction_fit=FRACTION_FIT,
         fraction_evaluate=0.2,
