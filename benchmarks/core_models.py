@@ -445,11 +445,11 @@ def revision() -> str:
     git = ["git", "-C", str(REPO)]
     sha = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     changed = subprocess.run(
-        [*git, "status", "--porcelain", "--", "core/models", "conf/model"],
+        [*git, "status", "--porcelain", "--", "fedpath/models", "conf/model"],
         capture_output=True,
         text=True,
     )
-    dirty = " + uncommitted changes in core/models or conf/model" if changed.stdout else ""
+    dirty = " + uncommitted changes in fedpath/models or conf/model" if changed.stdout else ""
     return sha.stdout.strip() + dirty
 
 
