@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +17,16 @@ REES46 = SHARED_DATA / "rees46-multicategory-sample" / "2019-Oct-head.csv"
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The folder of real samples beside the project; tests that need it skip where it is absent."""
+    """The folder of real samples beside the project.
+
+    A developer without the samples may skip the tests that need them; CI (``CI=true``) may not,
+    or a checkout without the data would pass without testing anything on real logs.
+    """
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real samples not found at {SHARED_DATA} (../shared/data beside the repo)")
+        missing = f"real samples not found at {SHARED_DATA} (../shared/data beside the repo)"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"{missing}; CI must run every test on the real data", pytrace=False)
+        pytest.skip(missing)
     return SHARED_DATA
 
 

@@ -19,7 +19,7 @@ from fedpath.metrics.ranking import target_ranks
 from fedpath.models.cooccurrence import SessionCooccurrence
 from fedpath.models.markov import MarkovChain
 from fedpath.models.popularity import Popularity
-from fedpath.models.registry import build_model
+from fedpath.models.registry import build_model, model_class, model_defaults
 from fedpath.models.weights_io import load_model, save_weights
 from fedpath.schema import Action
 
@@ -259,3 +259,16 @@ def test_counting_no_case_gives_zero_counts_of_every_shape(model_class: type[Pop
     # Assert
     assert all(not array.any() for array in weights.values())
     assert weights["item_counts"].shape == (4,)
+
+
+@pytest.mark.parametrize("name", ["popularity", "markov", "cooccurrence"])
+def test_constructor_defaults_are_the_yaml_values(name: str) -> None:
+    # Prepare: a count model may be built directly (Popularity(n_items=3)), so its constructor
+    # keeps defaults; they must be the shipped YAML's, or code and CLI would train different models.
+    constructor = inspect.signature(model_class(name)).parameters
+
+    # Execute
+    code = {key: constructor[key].default for key in model_defaults(name)}
+
+    # Assert
+    assert code == model_defaults(name)

@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 
 from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import Cases, Session
+from fedpath.errors import ConfigError
 from fedpath.metrics.ranking import mrr_at_k, recall_at_k, target_ranks
 from fedpath.models.neural import NeuralNextStepModel
 from fedpath.models.registry import build_model
@@ -19,6 +20,8 @@ NEURAL = ("gru4rec", "sasrec", "narm")
 CONF_MODEL = Path(__file__).resolve().parents[1] / "conf" / "model"
 N_ITEMS = 12
 TINY = {"embedding_size": 16, "batch_size": 16, "dropout": 0.0}
+# The optimizer these tests were calibrated with, whatever a model's YAML default is.
+ADAM = {"optimizer": "adam", "momentum": 0.0, "lr": 0.01}
 
 
 def cases_of(sessions: list[list[int]], max_len: int = 8) -> Cases:
@@ -55,7 +58,7 @@ def distance(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
 @pytest.mark.parametrize("name", NEURAL)
 def test_each_model_learns_a_deterministic_log(name: str, cyclic: Cases) -> None:
     # Prepare
-    model = build_model(name, n_items=N_ITEMS, seed=0, epochs=12, lr=0.01, **TINY)
+    model = build_model(name, n_items=N_ITEMS, seed=0, epochs=12, **ADAM, **TINY)
     history: list[dict[str, float]] = []
     # Execute
     model.fit(cyclic, on_epoch=lambda epoch, metrics: history.append(metrics))
@@ -183,8 +186,8 @@ def test_same_seed_gives_same_initial_and_fitted_weights(cyclic: Cases) -> None:
 @pytest.mark.parametrize("name", NEURAL)
 def test_fedprox_term_keeps_weights_near_the_start(name: str, cyclic: Cases) -> None:
     # Prepare: two copies of one warm start, one plain and one with a strong proximal term
-    free = build_model(name, n_items=N_ITEMS, seed=0, epochs=3, lr=0.01, **TINY)
-    held = build_model(name, n_items=N_ITEMS, seed=0, epochs=3, lr=0.01, **TINY)
+    free = build_model(name, n_items=N_ITEMS, seed=0, epochs=3, **ADAM, **TINY)
+    held = build_model(name, n_items=N_ITEMS, seed=0, epochs=3, **ADAM, **TINY)
     held.proximal_mu = 100.0
     start = free.get_weights()
     # Execute
@@ -264,3 +267,17 @@ def test_config_file_sets_every_constructor_argument(name: str) -> None:
     model = build_model(config.pop("name"), n_items=N_ITEMS, **config)
     # Assert: no key the model ignores, and no argument the file leaves to a code default
     assert set(model_params(model)) - {"n_items", "seed"} == set(config)
+
+
+def test_a_model_built_from_code_trains_as_its_yaml_says() -> None:
+    # Execute: no hyper-parameter given, as a library user would call it
+    model = build_model("gru4rec", n_items=N_ITEMS)
+
+    # Assert: the decision recorded in conf/model/gru4rec.yaml (SGD, lr 0.1), not a code default
+    assert (model.optimizer, model.lr, model.momentum) == ("sgd", 0.1, 0.9)
+
+
+def test_an_unknown_hyper_parameter_is_a_config_error_naming_it() -> None:
+    # Execute / Assert: a clear ConfigError, not the constructor's TypeError
+    with pytest.raises(ConfigError, match=r"model.hiden_size is not a gru4rec hyper-parameter"):
+        build_model("gru4rec", n_items=N_ITEMS, hiden_size=8)

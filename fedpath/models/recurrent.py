@@ -20,7 +20,7 @@ class RecurrentNextStepModel(NeuralNextStepModel):
     # Built as encoder_class(embedding_size, hidden_size, num_layers, dropout).
     encoder_class: ClassVar[Callable[[int, int, int, float], nn.Module]]
 
-    def __init__(self, *, hidden_size: int = 100, num_layers: int = 1, **shared) -> None:
+    def __init__(self, *, hidden_size: int, num_layers: int, **shared) -> None:
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         super().__init__(**shared)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import import_module
+from importlib.resources import files
 from typing import Any
+
+import yaml
 
 from fedpath.errors import ConfigError
 from fedpath.models.base import NextStepModel
@@ -26,6 +30,27 @@ def model_class(name: str) -> type[NextStepModel]:
     return getattr(import_module(module_name), class_name)
 
 
+@cache
+def model_defaults(name: str) -> dict[str, Any]:
+    """The hyper-parameters ``conf/model/<name>.yaml`` ships: the one source of a model's defaults.
+
+    A model built from code and one built by the CLI from its Hydra config start from the same
+    values, so a default cannot be decided in the YAML and contradicted in a constructor.
+    """
+    model_class(name)  # an unknown name is refused before any file is read
+    text = files("fedpath.conf").joinpath("model", f"{name}.yaml").read_text(encoding="utf-8")
+    defaults = yaml.safe_load(text)
+    defaults.pop("name")
+    return defaults
+
+
 def build_model(name: str, *, n_items: int, seed: int = 0, **params: Any) -> NextStepModel:
-    """A fresh, unfitted model; ``params`` are the keys of ``conf/model/<name>.yaml`` bar name."""
-    return model_class(name)(n_items=n_items, seed=seed, **params)
+    """A fresh, unfitted model: ``conf/model/<name>.yaml``'s values, overridden by ``params``."""
+    cls = model_class(name)
+    defaults = model_defaults(name)
+    unknown = sorted(set(params) - set(defaults) - set(getattr(cls, "unsaved_params", ())))
+    if unknown:
+        raise ConfigError(
+            f"model.{unknown[0]} is not a {name} hyper-parameter; its keys are {sorted(defaults)}"
+        )
+    return cls(n_items=n_items, seed=seed, **{**defaults, **params})

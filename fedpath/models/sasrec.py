@@ -59,10 +59,10 @@ class SASRec(NeuralNextStepModel):
     def __init__(
         self,
         *,
-        num_layers: int = 2,
-        num_heads: int = 2,
-        inner_size: int = 256,
-        attention_dropout: float = 0.6,
+        num_layers: int,
+        num_heads: int,
+        inner_size: int,
+        attention_dropout: float,
         **shared,
     ) -> None:
         self.num_layers = num_layers
