@@ -36,9 +36,9 @@ class SessionDP:
     """Session-level DP. ``clip_norm`` and ``sample_rate`` drive DP-SGD (neural models);
     ``max_session_cases`` bounds what one session adds to the counts (count models)."""
 
-    noise_multiplier: float = 1.0  # noise std / sensitivity
+    noise_multiplier: float = 3.0  # noise std / sensitivity
     clip_norm: float = 1.0  # L2 bound of one session's gradient (mean over its cases)
-    sample_rate: float = 0.1  # Poisson rate at which a step samples each session
+    sample_rate: float = 0.25  # Poisson rate at which a step samples each session
     max_session_cases: int = 10  # count models: a session's cases beyond these are not counted
     budget_epsilon: float = 10.0  # each partner's lifetime ε budget, kept in its ledger
     budget_delta: float = 1e-4  # each partner's lifetime δ budget (a run charges δ once)

@@ -152,7 +152,7 @@ class FederationConfig:
     model_params: Mapping[str, Any] = field(default_factory=dict)
     strategy: str = "fedavg"
     strategy_params: Mapping[str, Any] = field(default_factory=dict)
-    rounds: int = 3
+    rounds: int = 5
     local_epochs: int = 1  # neural models: epochs over the partner's train cases per round
     fraction_fit: float = 1.0  # share of partners sampled to train each round (at least 2)
     fraction_evaluate: float = 1.0  # share of partners sampled to evaluate each round
