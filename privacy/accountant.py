@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 
+from fedpath.errors import require
+
 
 def epsilon(*, noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
     """ε after ``steps`` Gaussian releases of noise ``noise_multiplier`` × sensitivity, each on a
@@ -20,10 +22,10 @@ def epsilon(*, noise_multiplier: float, sample_rate: float, steps: int, delta: f
 
     Zero steps spend nothing; zero noise protects nothing (``inf``).
     """
-    _check(noise_multiplier >= 0, "noise_multiplier", ">= 0", noise_multiplier)
-    _check(0 < sample_rate <= 1, "sample_rate", "in (0, 1]", sample_rate)
-    _check(isinstance(steps, int) and steps >= 0, "steps", "an integer >= 0", steps)
-    _check(0 < delta < 1, "delta", "in (0, 1)", delta)
+    require(noise_multiplier >= 0, "noise_multiplier", ">= 0", noise_multiplier)
+    require(0 < sample_rate <= 1, "sample_rate", "in (0, 1]", sample_rate)
+    require(isinstance(steps, int) and steps >= 0, "steps", "an integer >= 0", steps)
+    require(0 < delta < 1, "delta", "in (0, 1)", delta)
     if steps == 0:
         return 0.0
     if noise_multiplier == 0:
@@ -40,8 +42,8 @@ def noise_for_epsilon(*, epsilon: float, sample_rate: float, steps: int, delta: 
 
     For choosing a setting from a target budget (benchmarks, configs); Opacus searches it.
     """
-    _check(epsilon > 0, "epsilon", "> 0", epsilon)
-    _check(isinstance(steps, int) and steps >= 1, "steps", "an integer >= 1", steps)
+    require(epsilon > 0, "epsilon", "> 0", epsilon)
+    require(isinstance(steps, int) and steps >= 1, "steps", "an integer >= 1", steps)
     from opacus.accountants.utils import get_noise_multiplier
 
     return float(
@@ -53,8 +55,3 @@ def noise_for_epsilon(*, epsilon: float, sample_rate: float, steps: int, delta: 
             accountant="rdp",
         )
     )
-
-
-def _check(ok: bool, key: str, rule: str, value: object) -> None:
-    if not ok:
-        raise ValueError(f"{key} must be {rule}, got {value!r}")

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fedpath.errors import ConfigError
+from fedpath.errors import ConfigError, require
 
 CLIPPINGS = ("fixed", "adaptive")
 SIDES = ("client", "server")
@@ -45,25 +45,23 @@ class SessionDP:
     ledger_dir: str = "privacy-ledgers"  # folder of the partners' ledgers (partner-<i>.jsonl)
 
     def __post_init__(self) -> None:
-        _require(
-            self.noise_multiplier > 0, "session.noise_multiplier", "> 0", self.noise_multiplier
-        )
-        _require(self.clip_norm > 0, "session.clip_norm", "> 0", self.clip_norm)
-        _require(0 < self.sample_rate <= 1, "session.sample_rate", "in (0, 1]", self.sample_rate)
-        _require(
+        require(self.noise_multiplier > 0, "session.noise_multiplier", "> 0", self.noise_multiplier)
+        require(self.clip_norm > 0, "session.clip_norm", "> 0", self.clip_norm)
+        require(0 < self.sample_rate <= 1, "session.sample_rate", "in (0, 1]", self.sample_rate)
+        require(
             isinstance(self.max_session_cases, int) and self.max_session_cases >= 1,
             "session.max_session_cases",
             "an integer >= 1",
             self.max_session_cases,
         )
-        _require(
+        require(
             math.isfinite(self.budget_epsilon) and self.budget_epsilon > 0,
             "session.budget_epsilon",
             "a finite number > 0",
             self.budget_epsilon,
         )
-        _require(0 < self.budget_delta < 1, "session.budget_delta", "in (0, 1)", self.budget_delta)
-        _require(bool(self.ledger_dir), "session.ledger_dir", "a folder path", self.ledger_dir)
+        require(0 < self.budget_delta < 1, "session.budget_delta", "in (0, 1)", self.budget_delta)
+        require(bool(self.ledger_dir), "session.ledger_dir", "a folder path", self.ledger_dir)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -85,21 +83,19 @@ class PartnerDP:
     clipped_count_stddev: float | None = None  # adaptive: noise on the clipped count (Flower's)
 
     def __post_init__(self) -> None:
-        _require(
-            self.noise_multiplier > 0, "partner.noise_multiplier", "> 0", self.noise_multiplier
-        )
-        _require(
+        require(self.noise_multiplier > 0, "partner.noise_multiplier", "> 0", self.noise_multiplier)
+        require(
             self.clipping in CLIPPINGS, "partner.clipping", f"one of {CLIPPINGS}", self.clipping
         )
-        _require(self.side in SIDES, "partner.side", f"one of {SIDES}", self.side)
-        _require(self.clip_norm > 0, "partner.clip_norm", "> 0", self.clip_norm)
-        _require(
+        require(self.side in SIDES, "partner.side", f"one of {SIDES}", self.side)
+        require(self.clip_norm > 0, "partner.clip_norm", "> 0", self.clip_norm)
+        require(
             0 <= self.target_quantile <= 1,
             "partner.target_quantile",
             "in [0, 1]",
             self.target_quantile,
         )
-        _require(self.clip_norm_lr > 0, "partner.clip_norm_lr", "> 0", self.clip_norm_lr)
+        require(self.clip_norm_lr > 0, "partner.clip_norm_lr", "> 0", self.clip_norm_lr)
 
 
 @dataclass(frozen=True)
@@ -111,7 +107,7 @@ class PrivacySettings:
     partner: PartnerDP | None = None
 
     def __post_init__(self) -> None:
-        _require(0 < self.delta < 1, "privacy.delta", "in (0, 1)", self.delta)
+        require(0 < self.delta < 1, "privacy.delta", "in (0, 1)", self.delta)
 
     @property
     def enabled(self) -> bool:
@@ -162,8 +158,3 @@ def check_combination(
             "strategy must not be 'fedprox' with privacy.session for neural models: DP-SGD "
             "bounds each session's gradient, and the proximal term is not part of it"
         )
-
-
-def _require(ok: bool, key: str, rule: str, value: object) -> None:
-    if not ok:
-        raise ConfigError(f"{key} must be {rule}, got {value!r}")

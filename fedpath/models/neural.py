@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fedpath.data.containers import Cases
+from fedpath.errors import require
 from fedpath.metrics.ranking import mrr_at_k, recall_at_k, target_ranks
 from fedpath.models.base import EpochCallback, NextStepModel, Predictions
 from fedpath.schema import N_ACTIONS
@@ -475,9 +476,3 @@ def _take(data: dict[str, torch.Tensor], rows: torch.Tensor | slice) -> dict[str
     batch["items"] = batch["items"][:, :width]
     batch["actions"] = batch["actions"][:, :width]
     return batch
-
-
-def require(ok: bool, key: str, rule: str, value: object) -> None:
-    """Raise the house-style ``ValueError`` for a hyper-parameter outside its rule."""
-    if not ok:
-        raise ValueError(f"{key} must be {rule}, got {value!r}")

@@ -11,7 +11,8 @@ from typing import ClassVar
 
 from torch import nn
 
-from fedpath.models.neural import NeuralNextStepModel, require
+from fedpath.errors import require
+from fedpath.models.neural import NeuralNextStepModel
 
 
 class RecurrentNextStepModel(NeuralNextStepModel):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fedpath.models.neural import NeuralNextStepModel, last_step, require
+from fedpath.errors import require
+from fedpath.models.neural import NeuralNextStepModel, last_step
 
 
 class _SelfAttentionEncoder(nn.Module):
