@@ -63,7 +63,8 @@ def serve(bundle_dir: str, work: str, ready: multiprocessing.Queue) -> None:  # 
     import torch
 
     from fedpath.clients.daemon import build_service
-    from fedpath.clients.serving import ServingSettings, start_server
+    from fedpath.clients.serving import ServingSettings
+    from fedpath.clients.serving_server import start_server
     from fedpath.server.provision import load_bundle
 
     torch.set_num_threads(1)

@@ -7,18 +7,20 @@ partners' key, so the model never needs the raw catalogue, and the answer names 
 own items again through its catalogue (buckets where it has no item are never recommended).
 
 A bad request gets a 4xx with a JSON reason; an unexpected failure is logged and answered 500;
-neither stops the server. Built on the standard library's ``ThreadingHTTPServer``.
+neither stops the server. This module holds what a request means; ``serving_app`` turns it into
+HTTP routes and ``serving_server`` serves them with uvicorn.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import reprlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,6 @@ from fedpath.data.containers import PAD, Cases
 from fedpath.data.hashing import ItemHasher
 from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD, NextStepModel
 from fedpath.schema import ACTION_NAMES, Action
-from fedpath.server.endpoint import PROMETHEUS_TEXT, ServiceHandler
 from fedpath.server.registry import ModelRegistry
 from fedpath.server.telemetry import Metric, prometheus_text
 
@@ -37,6 +38,10 @@ log = logging.getLogger(__name__)
 
 REQUEST_ACTIONS = {name: int(Action[name.upper()]) for name in ("view", "cart", "purchase")}
 REFERENCE_CASES = 2000  # held-out cases the drift reference is computed on
+
+HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
+"""Something the service depends on but does not run (the partner's SuperNode): healthy or not,
+and the details ``/health`` shows under its name."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,10 @@ class ServingSettings:
     max_body_bytes: int = 64 * 1024
     review_threshold: float = DEFAULT_REVIEW_THRESHOLD
     reload_every: float = 1.0  # seconds between looks at the registry's promotion
+    read_timeout: float = 10.0  # seconds a client has to send a whole request
+    keep_alive: float = 5.0  # seconds an idle keep-alive connection stays open
+    backlog: int = 2048  # connections the kernel queues before the server accepts them
+    max_connections: int = 1000  # open connections beyond which requests get 503
     drift: DriftSettings = field(default_factory=DriftSettings)
 
     def __post_init__(self) -> None:
@@ -56,6 +65,9 @@ class ServingSettings:
             raise ValueError(f"top_k must be in [1, max_k={self.max_k}], got {self.top_k!r}")
         if not 0 < self.review_threshold <= 1:
             raise ValueError(f"review_threshold must be in (0, 1], got {self.review_threshold!r}")
+        for name in ("read_timeout", "keep_alive", "backlog", "max_connections"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
 
 
 class RequestError(ValueError):
@@ -74,13 +86,21 @@ class PredictRequest:
 
 
 def parse_request(body: bytes, hasher: ItemHasher, settings: ServingSettings) -> PredictRequest:
-    """``{"items": [...], "actions": [...]?, "k": int?}`` -> a checked request."""
+    """``{"items": [...], "actions": [...]?, "k": int?}`` -> a checked request.
+
+    Whatever the body holds, the answer is a request or a ``RequestError``: values are shown
+    through ``reprlib`` (bounded, whatever their size or depth), and JSON that Python refuses
+    beyond its grammar (an int past the int-string digit limit: ``ValueError``; deep nesting:
+    ``RecursionError``) or that it accepts but cannot encode (a lone surrogate) is malformed too.
+    """
     try:
         data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError too
         raise RequestError(HTTPStatus.BAD_REQUEST, f"body must be JSON, got {error}") from None
     if not isinstance(data, dict):
-        raise RequestError(HTTPStatus.BAD_REQUEST, f"body must be a JSON object, got {data!r:.80}")
+        raise RequestError(
+            HTTPStatus.BAD_REQUEST, f"body must be a JSON object, got {reprlib.repr(data)}"
+        )
     unknown = sorted(set(data) - {"items", "actions", "k"})
     if unknown:
         raise RequestError(
@@ -100,12 +120,17 @@ def parse_request(body: bytes, hasher: ItemHasher, settings: ServingSettings) ->
             HTTPStatus.BAD_REQUEST,
             f"items must hold at most {settings.max_items} ids, got {len(items)}",
         )
+    if not all(_encodable(i) for i in items):
+        raise RequestError(
+            HTTPStatus.BAD_REQUEST, "items must be valid Unicode text, got a lone surrogate"
+        )
     actions = data.get("actions", ["view"] * len(items))
     if not isinstance(actions, list) or len(actions) != len(items):
         raise RequestError(
             HTTPStatus.BAD_REQUEST, "actions must be a list as long as items, one per item"
         )
-    unknown_actions = sorted({str(a) for a in actions} - set(REQUEST_ACTIONS))
+    shown = {a if isinstance(a, str) else reprlib.repr(a) for a in actions}
+    unknown_actions = sorted(shown - set(REQUEST_ACTIONS))
     if unknown_actions:
         raise RequestError(
             HTTPStatus.BAD_REQUEST,
@@ -114,13 +139,25 @@ def parse_request(body: bytes, hasher: ItemHasher, settings: ServingSettings) ->
     k = data.get("k", settings.top_k)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= settings.max_k:
         raise RequestError(
-            HTTPStatus.BAD_REQUEST, f"k must be an int in [1, {settings.max_k}], got {k!r}"
+            HTTPStatus.BAD_REQUEST,
+            f"k must be an int in [1, {settings.max_k}], got {reprlib.repr(k)}",
         )
     return PredictRequest(
         buckets=hasher.buckets([str(i) for i in items]),
         actions=np.array([REQUEST_ACTIONS[a] for a in actions], dtype=np.int8),
         k=k,
     )
+
+
+def _encodable(item: str | int) -> bool:
+    """JSON's ``"\\ud800"`` decodes to a str that UTF-8 cannot encode (and the hasher must)."""
+    if isinstance(item, int):
+        return True
+    try:
+        item.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def request_cases(request: PredictRequest, max_len: int) -> Cases:
@@ -274,6 +311,25 @@ class PredictionService:
     settings: ServingSettings
     max_len: int
     stats: ServingStats = field(default_factory=ServingStats)
+    checks: dict[str, HealthCheck] = field(default_factory=dict)
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """``/health``: 503 until a promoted model is served (nothing to predict with), and
+        ``degraded`` while a check fails: predictions may still be answered, but a partner whose
+        SuperNode is not connected gets neither training rounds nor newly promoted models."""
+        served = self.source.current()
+        body: dict[str, Any] = {
+            "status": "ok" if served else "waiting for a promoted model",
+            "model_version": served.version if served else None,
+        }
+        failing = []
+        for name, check in self.checks.items():
+            healthy, body[name] = check()
+            if not healthy:
+                failing.append(name)
+        if failing:
+            body.update(status="degraded", degraded=failing)
+        return (HTTPStatus.OK if served else HTTPStatus.SERVICE_UNAVAILABLE), body
 
     def metrics(self) -> str:
         served = self.source.current()
@@ -311,85 +367,6 @@ class PredictionService:
                 ),
             ]
         )
-
-
-def _handler(service: PredictionService) -> type[BaseHTTPRequestHandler]:
-    class Handler(ServiceHandler):
-        server_version = "fedpath-serving"
-
-        def do_GET(self) -> None:
-            if self.path == "/health":
-                served = service.source.current()
-                status = HTTPStatus.OK if served else HTTPStatus.SERVICE_UNAVAILABLE
-                self.send_json(
-                    status,
-                    {
-                        "status": "ok" if served else "waiting for a promoted model",
-                        "model_version": served.version if served else None,
-                    },
-                )
-            elif self.path == "/metrics":
-                self.send_body(HTTPStatus.OK, service.metrics(), PROMETHEUS_TEXT)
-            elif self.path == "/predict":
-                self.send_json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "/predict takes POST"})
-            else:
-                self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no such path {self.path!r}"})
-
-        def do_POST(self) -> None:
-            """Answer, counting the answer before it is sent: a client that reads /metrics
-            right after its reply must find its request there."""
-            started = time.perf_counter()
-            status, payload = self._predict()
-            review = bool(payload.get("needs_review", False))
-            service.stats.record(status, time.perf_counter() - started, review)
-            self.send_json(status, payload)
-
-        def _predict(self) -> tuple[int, dict[str, Any]]:
-            if self.path != "/predict":
-                return HTTPStatus.NOT_FOUND, {"error": f"no such path {self.path!r}"}
-            try:
-                body = self._body()
-                served = service.source.current()
-                if served is None:
-                    raise RequestError(
-                        HTTPStatus.SERVICE_UNAVAILABLE, "no promoted model has been published yet"
-                    )
-                request = parse_request(body, service.hasher, service.settings)
-                payload, _ = answer(
-                    served, request, service.catalog, service.settings, service.max_len
-                )
-            except RequestError as error:
-                return error.status, {"error": str(error)}
-            except Exception:  # a bug answers 500; the server stays up
-                log.exception("prediction failed")
-                return HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"}
-            return HTTPStatus.OK, payload
-
-        def _body(self) -> bytes:
-            length = self.headers.get("Content-Length")
-            if length is None or not length.isdigit():
-                raise RequestError(HTTPStatus.LENGTH_REQUIRED, "Content-Length must be given")
-            if int(length) > service.settings.max_body_bytes:
-                raise RequestError(
-                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                    f"body must be at most {service.settings.max_body_bytes} bytes, got {length}",
-                )
-            return self.rfile.read(int(length))
-
-    return Handler
-
-
-def start_server(service: PredictionService) -> ThreadingHTTPServer:
-    """Bind and serve in a daemon thread; ``server.server_address`` has the bound port."""
-    server = ThreadingHTTPServer((service.settings.host, service.settings.port), _handler(service))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="fedpath-serving", daemon=True).start()
-    log.info(
-        "serving predictions on http://%s:%d",
-        *server.server_address[:2],
-        extra={"event": "serving_started"},
-    )
-    return server
 
 
 def open_service(

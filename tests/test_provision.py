@@ -132,6 +132,7 @@ def test_bundles_hold_their_own_identity_and_keys_and_the_shared_item_key_only(k
         "partner.pub",
         "partner.yaml",
         "pseudonym.key",
+        "serving.token",
     ]
 
 

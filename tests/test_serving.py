@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from fedpath.clients.drift import DriftMonitor, DriftSettings, psi
-from fedpath.clients.serving import ServingSettings, open_service, start_server
+from fedpath.clients.serving import ServingSettings, open_service
+from fedpath.clients.serving_server import start_server
 from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import Session
 from fedpath.data.hashing import ItemHasher
@@ -88,7 +89,6 @@ def served(tmp_path: Path) -> Iterator[Served]:
         )
     finally:
         server.shutdown()
-        server.server_close()
 
 
 def publish(registry: ModelRegistry, model: MarkovChain, round: int) -> int:

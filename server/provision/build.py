@@ -10,6 +10,7 @@ than silently replacing them.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from fedpath.server.provision.project import PartnerSpec, Project
 
 ITEM_KEY_BYTES = 32
 PSEUDONYM_KEY_BYTES = 32
+SERVING_TOKEN_BYTES = 32
 AUTHORITY = "ca"
 COORDINATOR = "coordinator"
 PARTNERS = "partners"
@@ -79,6 +81,9 @@ def _partner(folder: Path, project: Project, partner: PartnerSpec, ca_cert: byte
     pki.write_private(folder / layout.MODEL_KEY, os.urandom(AES_KEY_BYTES))
     # its own, drawn here and written nowhere else: pseudonyms no other side can recompute
     pki.write_private(folder / layout.PSEUDONYM_KEY, os.urandom(PSEUDONYM_KEY_BYTES))
+    # text, so the partner's own applications can send it as `Authorization: Bearer <token>`
+    token = secrets.token_urlsafe(SERVING_TOKEN_BYTES)
+    pki.write_private(folder / layout.SERVING_TOKEN, token.encode())
     (folder / layout.PARTNER_PUBLIC_KEY).write_bytes(public)
     (folder / layout.CA_CERT).write_bytes(ca_cert)
     layout.write_yaml(

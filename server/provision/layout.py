@@ -9,6 +9,8 @@ Each side also gets its own ``model.key``: the AES-256 key its checkpoints and m
 encrypted with at rest (``fedpath.privacy.crypto``); it never leaves that side. Each partner gets
 its own ``pseudonym.key``: the HMAC key its user and session ids are pseudonymized with as its
 log is loaded (``fedpath.privacy.pseudonymize``); no one else holds it, the coordinator included.
+Each partner also gets its own ``serving.token``: the bearer token its ``/predict`` server requires
+of callers whenever it listens beyond loopback (``fedpath.clients.serving_server``).
 
 File names live here only, so the writer (``build``) and the readers (coordinator, daemon)
 cannot drift apart.
@@ -40,6 +42,7 @@ PARTNER_PUBLIC_KEY = "partner.pub"
 ITEM_KEY = "item.key"
 MODEL_KEY = "model.key"  # AES-256 key of this side's checkpoints and models at rest
 PSEUDONYM_KEY = "pseudonym.key"  # HMAC key of one partner's user and session pseudonyms
+SERVING_TOKEN = "serving.token"  # bearer token of one partner's /predict, as URL-safe text
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,11 @@ class Bundle:
     def pseudonym_key(self) -> Path:
         """Absent from bundles provisioned before partners pseudonymized (not required here)."""
         return self.root / PSEUDONYM_KEY
+
+    @property
+    def serving_token(self) -> Path:
+        """Absent from bundles provisioned before /predict took a token (needed off loopback)."""
+        return self.root / SERVING_TOKEN
 
 
 def write_yaml(path: Path, header: str, data: Mapping[str, Any]) -> Path:
