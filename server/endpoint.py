@@ -1,8 +1,10 @@
-"""The request handler both long-running services build on (coordinator and partner daemon).
+"""The coordinator's request handler (``/health``, ``/metrics``, ``/status``) and the Prometheus
+content type every service answers ``/metrics`` with.
 
-Each serves a few small HTTP paths (health, Prometheus metrics, status or /predict) from the
-standard library's server. How a reply goes out — a body with its length, JSON, the Prometheus
-text type — and where the access log goes are the same for both, so they are written once here.
+The coordinator serves its few small paths from the standard library's server; how a reply goes
+out — a body with its length, JSON, the Prometheus text type — and where the access log goes are
+written once here. (A partner's ``/predict`` faces its shop's traffic and runs on uvicorn:
+``fedpath.clients.serving_server``.)
 """
 
 from __future__ import annotations
