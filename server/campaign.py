@@ -32,10 +32,11 @@ from fedpath.server.checkpoint import (
     restore_strategy_state,
     strategy_state,
 )
-from fedpath.server.deployment import CoordinatorSettings, registered_nodes
+from fedpath.server.deployment import NODE_IDS, CoordinatorSettings, registered_nodes
 from fedpath.server.federated_strategy import federation_strategy
 from fedpath.server.gate import GateRound
 from fedpath.server.meter import ByteMeter, payload_bytes
+from fedpath.server.partner_grid import PartnerGrid
 from fedpath.server.publish import publish
 from fedpath.server.recorder import RoundRecord, RoundRecorder
 from fedpath.server.registry import ModelRegistry
@@ -80,9 +81,11 @@ class Campaign:
             else None
         )
         self.status: dict[str, Any] = {}
+        self.partner_grid: PartnerGrid | None = None
 
     # ------------------------------------------------------------------------------ the run
     def run(self, grid: Grid, context: Context) -> None:
+        grid = self._partners_only(grid)
         checkpoint = self._checkpoint()
         earlier = self.registry.promoted()
         self._status(
@@ -113,6 +116,18 @@ class Campaign:
             self._status(state="publishing")
             self._publish(grid, context, promoted_version, decision)
         self._status(state="finished", connected_nodes=sorted(grid.get_node_ids()))
+
+    def _partners_only(self, grid: Grid) -> Grid:
+        """``grid`` restricted to the provisioned partners' node ids: no other node is sampled."""
+        ids = registered_nodes(self.settings.state)
+        partners = [ids[p.name] for p in self.settings.workspace.partners if p.name in ids]
+        if not partners:
+            raise FedpathError(
+                f"{self.settings.state / NODE_IDS} must name the provisioned partners' node ids, "
+                f"got {ids}; the coordinator writes it when it registers their keys"
+            )
+        self.partner_grid = PartnerGrid(grid, partners)
+        return self.partner_grid  # type: ignore[return-value]
 
     def _checkpoint(self) -> Checkpoint:
         """Resume this campaign's checkpoint, or start it (from the promoted model if asked)."""
@@ -341,5 +356,6 @@ class Campaign:
         )
 
     def _status(self, **changes: Any) -> None:
-        self.status.update(campaign=self.settings.campaign, **changes)
+        unknown = self.partner_grid.unknown if self.partner_grid else []
+        self.status.update(campaign=self.settings.campaign, unknown_nodes=unknown, **changes)
         write_status(self.settings.state / CAMPAIGN, self.status)

@@ -5,7 +5,8 @@ It drives Flower's own deployment engine, nothing home-made on the wire:
 1. ``flower-superlink`` with the workspace's TLS identity, ``--enable-supernode-auth`` (only
    registered partner keys may join), ``--database`` in the state folder (a restart remembers the
    federation) and runtime dependency installation off (the app's code is the installed fedpath;
-   nothing is fetched at run time);
+   nothing is fetched at run time), wrapped by ``fedpath.server.superlink_guard`` so that only
+   its Fleet API answers other machines (no one can register a key from outside);
 2. ``flwr supernode register`` for every authorised partner key not yet registered;
 3. ``flwr run`` of fedpath's Flower App (``fedpath.server.deployed_app``) with the plan of the
    current campaign; a run that ends before the campaign is finished is launched again after a
@@ -38,6 +39,7 @@ from typing import Any
 import fedpath
 from fedpath.clients.daemon import flower_env
 from fedpath.errors import FedpathError
+from fedpath.server import superlink_guard
 from fedpath.server.deployed_app import PLAN_KEY
 from fedpath.server.deployment import (
     NODE_IDS,
@@ -86,6 +88,7 @@ clientapp = "fedpath.clients.deployed_app:app"
 REFUSALS = (
     (re.compile(r"No SuperNode found with the given public key"), "unregistered node key"),
     (re.compile(r"activate-node\]\[ApiError"), "node activation refused"),
+    (re.compile(re.escape(superlink_guard.REFUSED)), "control API call from another machine"),
 )
 PEM_KEY = re.compile(r"-----BEGIN PUBLIC KEY-----(.+?)-----END PUBLIC KEY-----", re.DOTALL)
 
@@ -141,7 +144,9 @@ class Coordinator:
         if not (self.state / DATABASE).is_file():
             (self.state / NODE_IDS).unlink(missing_ok=True)  # a new database knows no one
         command = [
-            flwr_cli("flower-superlink"),
+            sys.executable,  # flower-superlink, its Control / Runtime APIs for this machine only
+            "-m",
+            superlink_guard.__name__,
             "--ssl-certfile",
             str(space.certificate),
             "--ssl-keyfile",

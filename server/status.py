@@ -62,6 +62,12 @@ def render_status(status: dict[str, Any]) -> str:
     for name, partner in sorted(partners.items()):
         state = "connected" if partner.get("node_id") in connected else "not seen"
         lines.append(f"  {name:<16} node {partner.get('node_id')}  {state}")
+    unknown = campaign.get("unknown_nodes", [])
+    if unknown:
+        lines.append(
+            f"WARNING      {len(unknown)} connected node(s) no provisioned partner's, never "
+            f"sampled: {', '.join(str(n) for n in unknown)} (who registered their keys?)"
+        )
     if not campaign:
         lines.append("campaign     none started")
         return "\n".join(lines) + "\n"
@@ -114,6 +120,11 @@ def status_metrics(status: dict[str, Any]) -> str:
         Metric("fedpath_partners_connected", "gauge", "Partners connected at the last round").add(
             len(campaign.get("connected_nodes", []))
         ),
+        Metric(
+            "fedpath_unknown_nodes",
+            "gauge",
+            "Connected nodes that are no provisioned partner's (never sampled; alert above 0)",
+        ).add(len(campaign.get("unknown_nodes", []))),
         Metric("fedpath_rounds_completed", "gauge", "Rounds completed in the campaign").add(
             campaign.get("completed_rounds", 0)
         ),
