@@ -259,10 +259,11 @@ def run_partner(bundle_dir: Path, data: Path, work: Path, settings: PartnerSetti
 def partner_command() -> None:
     """``fedpath partner --bundle DIR --data PATH [--work DIR] [--config FILE] [...]``.
 
-    ``fedpath partner forget USER ...`` is the privacy subcommand of the same noun
-    (``fedpath.privacy.commands``): a partner's own data, erased from its store.
+    ``fedpath partner forget USER ...`` and ``fedpath partner recover-ledger ...`` are the
+    privacy subcommands of the same noun (``fedpath.privacy.commands``): a partner's own data,
+    erased from its store, and its privacy ledger, recovered after a loss.
     """
-    if sys.argv[1:2] == ["forget"]:
+    if sys.argv[1:2] in (["forget"], ["recover-ledger"]):
         from fedpath.privacy.commands import partner_command as forget_command
 
         forget_command()

@@ -22,7 +22,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from fedpath.privacy.durable import append_line, atomic_write, canonical_json, sha256_hex, utc_now
+from fedpath.privacy.durable import (
+    append_line,
+    atomic_write,
+    canonical_json,
+    head_path,
+    sha256_hex,
+    utc_now,
+)
 from fedpath.privacy.errors import AuditChainError
 
 AUDIT_FILE = "audit.jsonl"
@@ -43,11 +50,6 @@ class AuditEntry:
     payload: dict[str, Any]
     prev_hash: str
     hash: str
-
-
-def head_path(path: Path) -> Path:
-    """Where the head of the log at ``path`` is kept: ``audit.jsonl`` -> ``audit.head.json``."""
-    return path.with_name(f"{path.stem}.head.json")
 
 
 class AuditLog:

@@ -35,9 +35,16 @@ def audit_command() -> None:
 
 
 def partner_command() -> None:
-    """``fedpath partner forget USER --store PATH --ledger PATH [--key PATH]``."""
+    """``fedpath partner forget USER --store PATH --ledger PATH [--key PATH]`` and
+    ``fedpath partner recover-ledger --ledger PATH [--epsilon E --delta D]``."""
     parser = argparse.ArgumentParser(prog="fedpath partner", description="A partner's own data.")
     actions = parser.add_subparsers(dest="action", required=True)
+    recover = actions.add_parser(
+        "recover-ledger", help="charge what a cut privacy ledger lost, so the partner may go on"
+    )
+    recover.add_argument("--ledger", type=Path, required=True, help="the partner's privacy ledger")
+    recover.add_argument("--epsilon", type=float, help="ε lost (default: head total - held)")
+    recover.add_argument("--delta", type=float, help="δ lost (default: head total - held)")
     forget = actions.add_parser("forget", help="erase a user from the store; record it")
     forget.add_argument("user", help="the user's id as the store holds it")
     forget.add_argument("--store", type=Path, required=True, help="canonical events CSV/Parquet")
@@ -46,6 +53,9 @@ def partner_command() -> None:
         "--key", type=Path, help="pseudonymization key file (default: $FEDPATH_PSEUDONYM_KEY)"
     )
     args = parser.parse_args()
+    if args.action == "recover-ledger":
+        _recover_ledger(args.ledger, args.epsilon, args.delta)
+        return
 
     from fedpath.privacy.erasure import forget_user
     from fedpath.privacy.keys import pseudonym_key
@@ -60,6 +70,19 @@ def partner_command() -> None:
         f"erased user {erasure.user}: {erasure.events_removed} events in "
         f"{erasure.sessions_removed} sessions removed from {args.store} "
         f"({erasure.events_kept} kept); recorded as entry {erasure.entry.seq} of {args.ledger}"
+    )
+
+
+def _recover_ledger(path: Path, epsilon: float | None, delta: float | None) -> None:
+    from fedpath.privacy.ledger import LedgerLog
+
+    try:
+        entry = LedgerLog(path).recover(epsilon=epsilon, delta=delta)
+    except (FedpathError, ValueError) as error:
+        _fail(f"ledger recovery refused: {error}")
+    print(
+        f"recorded the loss as entry {entry.seq} of {path}: epsilon {entry.data['epsilon']:g}, "
+        f"delta {entry.data['delta']:g} charged ({entry.data['note']}); the head is resealed"
     )
 
 

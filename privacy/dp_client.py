@@ -17,10 +17,11 @@ from flwr.clientapp.typing import Mod
 
 from fedpath.data.containers import Cases
 from fedpath.privacy import accountant
-from fedpath.privacy.dp_budget import charge_round, rounds_charged
+from fedpath.privacy.dp_budget import PrivacyRefusal, charge_round, rounds_charged
 from fedpath.privacy.dp_config import PrivacySettings, SessionDP
 from fedpath.privacy.dp_counts import cap_session_cases, count_sensitivity, noisy_counts
 from fedpath.privacy.dp_partner import client_mods, partner_noise_std
+from fedpath.privacy.errors import LedgerCorruptError
 from fedpath.privacy.ledger import PrivacyLedger
 
 if TYPE_CHECKING:
@@ -73,17 +74,21 @@ class PartnerPrivacy:
     def charge(self, partner: int, *, epochs_per_round: int, count_model: bool) -> float:
         """Charge this partner's ledger for one more round; return the run's ε after it.
 
-        Raises ``PrivacyRefusal`` when the round does not fit the partner's budget.
+        Raises ``PrivacyRefusal`` when the round does not fit the partner's budget, and when
+        the ledger cannot be trusted (it may have lost spending) until an operator acts.
         """
         session = self.session
         path = ledger_path(session, partner)
         path.parent.mkdir(parents=True, exist_ok=True)
-        ledger = PrivacyLedger(
-            path,
-            session.budget_epsilon,
-            session.budget_delta,
-            partner=f"partner-{partner}",
-        )
+        try:
+            ledger = PrivacyLedger(
+                path,
+                session.budget_epsilon,
+                session.budget_delta,
+                partner=f"partner-{partner}",
+            )
+        except LedgerCorruptError as error:
+            raise PrivacyRefusal(partner, str(error)) from None
         rounds = rounds_charged(ledger, self.run_id) + 1
         if count_model:
             epsilon = accountant.epsilon(

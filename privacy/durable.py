@@ -39,6 +39,15 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def head_path(path: Path) -> Path:
+    """Where the head of the append-only log at ``path`` is kept: ``x.jsonl`` -> ``x.head.json``.
+
+    Cutting whole lines off a log leaves a valid log; the head, replaced atomically after each
+    append, remembers how long it was.
+    """
+    return path.with_name(f"{path.stem}.head.json")
+
+
 def utc_now() -> str:
     """The current time as ISO 8601 in UTC, the one clock format every record uses."""
     return datetime.now(UTC).isoformat(timespec="microseconds")

@@ -41,3 +41,11 @@ class AuditChainError(IntegrityError):
 
 class LedgerCorruptError(IntegrityError):
     """A privacy ledger whose recorded history cannot be trusted (not a torn last line)."""
+
+
+class LedgerTruncatedError(LedgerCorruptError):
+    """A ledger shorter than its head records: acknowledged charges were cut off or torn."""
+
+    def __init__(self, message: str, *, recorded: int, held: int) -> None:
+        self.recorded, self.held = recorded, held
+        super().__init__(message)

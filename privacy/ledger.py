@@ -8,12 +8,18 @@ compose tighter inside the run before it charges.
 
 Storage: append-only JSON lines, each carrying the SHA-256 of its own content and its sequence
 number, appended and fsynced while an exclusive ``flock`` is held over the check and the write
-(two runs on one partner cannot both spend the last ε). A crash can only leave a last line
-without its newline: that torn line is a charge that never returned, so it is ignored when read
-and cut off before the next append. Any other damage (a bad checksum, a missing or repeated
-sequence number) is :class:`LedgerCorruptError`: a ledger that may have lost spending must stop
-the partner rather than let it spend again. The same file records erasures (`erasure.py`), so
-a regulator reads one history of what the partner did with its users' data.
+(two runs on one partner cannot both spend the last ε). After each append a head file beside the
+ledger (``x.jsonl`` -> ``x.head.json``: entry count, ε and δ charged, last checksum) is replaced
+atomically, because cutting whole lines off leaves a ledger that checks out line by line and
+silently spends less. A crash can only leave a last line without its newline that the head does
+not count: a charge that never returned, ignored when read and cut off before the next append.
+A ledger shorter than its head (cut to fewer lines, or cut inside an acknowledged line) is
+:class:`LedgerTruncatedError`; any other damage (a bad checksum, a missing or repeated sequence
+number, a head that disagrees or is missing) is :class:`LedgerCorruptError`. Either stops the
+partner: a ledger that may have lost spending must not let it spend again until an operator
+restores it from a backup or records the loss (:meth:`LedgerLog.recover`). The same file records
+erasures (`erasure.py`), so a regulator reads one history of what the partner did with its
+users' data.
 """
 
 from __future__ import annotations
@@ -24,16 +30,29 @@ import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from fedpath.privacy.durable import append_line, canonical_json, fsync_dir, sha256_hex, utc_now
-from fedpath.privacy.errors import BudgetExceededError, LedgerCorruptError
+from fedpath.privacy.durable import (
+    append_line,
+    atomic_write,
+    canonical_json,
+    fsync_dir,
+    head_path,
+    sha256_hex,
+    utc_now,
+)
+from fedpath.privacy.errors import BudgetExceededError, LedgerCorruptError, LedgerTruncatedError
 
 CHARGE = "charge"
 ERASURE = "erasure"
 RELATIVE_SLACK = 1e-9  # float sums of many small charges may exceed the budget by rounding only
+RECOVERY_RUN = "ledger-recovery"  # the run_id of the charge recover_ledger records
+RECOVERY_STEP = (
+    "restore the ledger and its head from a backup, or record the loss with "
+    "`fedpath partner recover-ledger --ledger {path}` (docs/privacy.md)"
+)
 
 
 @dataclass(frozen=True)
@@ -42,21 +61,36 @@ class LedgerEntry:
     time: str  # ISO 8601, UTC
     kind: str  # CHARGE or ERASURE
     data: dict[str, Any]
+    sha256: str  # of the entry's other fields, as stored on its line
+
+
+@dataclass(frozen=True)
+class LedgerHead:
+    """What the ledger held after its last acknowledged append, kept in its own file."""
+
+    entries: int
+    epsilon: float  # charged in all
+    delta: float
+    sha256: str  # the last entry's checksum; "" for an empty ledger
 
 
 class LedgerLog:
-    """The crash-safe, append-only file under a ledger (module doc), without budget policy."""
+    """The crash-safe, append-only file under a ledger and its head (module doc), without budget
+    policy."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        self.head_path = head_path(self.path)
 
     def entries(self) -> list[LedgerEntry]:
-        """Every complete entry, checked; an absent file is an empty ledger."""
+        """Every complete entry, checked against the head; an absent pair is an empty ledger."""
         if not self.path.exists():
+            self._check_head([])
             return []
         with self.path.open("rb") as handle:
             fcntl.flock(handle, fcntl.LOCK_SH)
             entries, _ = self._read(handle)
+            self._check_head(entries)
         return entries
 
     def append(
@@ -69,13 +103,65 @@ class LedgerLog:
         """Append one entry; ``check`` sees the entries under the same lock and may refuse."""
         with self._locked() as handle:
             entries, good_end = self._read(handle)
+            self._check_head(entries)
             if check is not None:
                 check(entries)
-            os.ftruncate(handle.fileno(), good_end)  # drop a torn line a crash left
-            entry = LedgerEntry(len(entries), utc_now(), kind, dict(data))
-            body = {"seq": entry.seq, "time": entry.time, "kind": kind, "data": entry.data}
-            checksum = sha256_hex(canonical_json(body))
-            append_line(handle, canonical_json({**body, "sha256": checksum}))
+            return self._append(handle, entries, good_end, kind, data)
+
+    def recover(self, *, epsilon: float | None, delta: float | None) -> LedgerEntry:
+        """Charge what a cut ledger lost (by default: its head's totals less what it holds), cut
+        a torn tail and reseal the head. Lines that fail their checksum still refuse."""
+        with self._locked() as handle:
+            entries, good_end = self._read(handle)
+            head = self._head()
+            held = [e for e in entries if e.kind == CHARGE]
+            if head is None and (epsilon is None or delta is None):
+                raise ValueError(
+                    f"{self.head_path}: is missing, so the ε and δ lost from {self.path} are "
+                    f"unknown: epsilon and delta must be given (what the partner's records say "
+                    f"was charged beyond the {len(held)} charges it holds), got {epsilon}, {delta}"
+                )
+            if (
+                head is not None
+                and head.entries == len(entries)
+                and head.sha256 == (entries[-1].sha256 if entries else "")
+            ):
+                raise ValueError(
+                    f"{self.path}: must disagree with its head to be recovered, got "
+                    f"agreement on {len(entries)} entries: nothing was lost"
+                )
+            lost_epsilon = (
+                epsilon if epsilon is not None else head.epsilon - _total(held, "epsilon")
+            )
+            lost_delta = delta if delta is not None else head.delta - _total(held, "delta")
+            _check_cost(lost_epsilon, lost_delta)
+            recorded = "no head" if head is None else f"{head.entries} entries in its head"
+            data = {
+                "partner": self.path.stem,
+                "run_id": RECOVERY_RUN,
+                "epsilon": float(lost_epsilon),
+                "delta": float(lost_delta),
+                "note": f"recovered: {len(entries)} entries held, {recorded}",
+            }
+            return self._append(handle, entries, good_end, CHARGE, data)
+
+    def _append(
+        self,
+        handle: BinaryIO,
+        entries: list[LedgerEntry],
+        good_end: int,
+        kind: str,
+        data: Mapping[str, Any],
+    ) -> LedgerEntry:
+        os.ftruncate(handle.fileno(), good_end)  # drop a torn line a crash left
+        body = {"seq": len(entries), "time": utc_now(), "kind": kind, "data": dict(data)}
+        entry = LedgerEntry(**body, sha256=sha256_hex(canonical_json(body)))
+        append_line(handle, canonical_json({**body, "sha256": entry.sha256}))
+        charges = [e for e in (*entries, entry) if e.kind == CHARGE]
+        head = LedgerHead(
+            len(entries) + 1, _total(charges, "epsilon"), _total(charges, "delta"), entry.sha256
+        )
+        atomic_write(self.head_path, canonical_json(asdict(head)))
         return entry
 
     @contextmanager
@@ -94,6 +180,50 @@ class LedgerLog:
         complete = data[: data.rfind(b"\n") + 1]
         lines = complete.split(b"\n")[:-1]  # JSON escapes "\r" in strings: "\n" ends records only
         return [self._parse(line, number) for number, line in enumerate(lines)], len(complete)
+
+    def _head(self) -> LedgerHead | None:
+        try:
+            return LedgerHead(**json.loads(self.head_path.read_bytes()))
+        except FileNotFoundError:
+            return None
+        except (ValueError, TypeError) as error:
+            raise LedgerCorruptError(
+                f"{self.head_path}: must be JSON with entries, epsilon, delta and sha256, got "
+                f"{error}; {RECOVERY_STEP.format(path=self.path)}"
+            ) from None
+
+    def _check_head(self, entries: list[LedgerEntry]) -> None:
+        """Refuse a ledger that lost acknowledged entries or disagrees with its head.
+
+        One complete entry more than the head counts is a crash between the append and the head
+        write: the charge is on disk, so it counts (the next append reseals the head).
+        """
+        head, held = self._head(), len(entries)
+        step = RECOVERY_STEP.format(path=self.path)
+        if head is None:
+            if held:
+                raise LedgerCorruptError(
+                    f"{self.head_path}: must exist beside {self.path.name}, which holds {held} "
+                    f"entries, got no such file: lost entries cannot be ruled out; {step}"
+                )
+            return
+        if held < head.entries:
+            spent = _total([e for e in entries if e.kind == CHARGE], "epsilon")
+            raise LedgerTruncatedError(
+                f"{self.path}: must hold the {head.entries} entries its head {self.head_path.name} "
+                f"records (epsilon {head.epsilon:g} charged), got {held} complete entries "
+                f"(epsilon {spent:g}): acknowledged charges were cut off or torn, so the partner "
+                f"refuses to spend until an operator acts; {step}",
+                recorded=head.entries,
+                held=held,
+            )
+        last = entries[head.entries - 1].sha256 if head.entries else ""
+        if held > head.entries + 1 or last != head.sha256:
+            raise LedgerCorruptError(
+                f"{self.path}: entry {head.entries - 1} must be the last its head "
+                f"{self.head_path.name} acknowledged (sha256 {head.sha256 or 'none'}), got "
+                f"{held} entries ending otherwise: the ledger or its head was replaced; {step}"
+            )
 
     def _parse(self, line: bytes, seq: int) -> LedgerEntry:
         where = f"{self.path}: line {seq + 1}"
@@ -115,7 +245,7 @@ class LedgerLog:
                 f"{where}: field seq must be {seq}, got {body['seq']} (an entry was removed or "
                 f"moved); the ledger cannot be trusted"
             )
-        return LedgerEntry(seq, body["time"], body["kind"], body["data"])
+        return LedgerEntry(seq, body["time"], body["kind"], body["data"], stored)
 
 
 class PrivacyLedger:

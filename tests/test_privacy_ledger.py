@@ -1,4 +1,5 @@
-"""The per-partner privacy ledger: refusals, restarts, crashes mid-write and concurrent runs."""
+"""The per-partner privacy ledger: refusals, restarts, crashes mid-write, concurrent runs, and
+cut ledgers that must stop the partner until an operator recovers them."""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from fedpath.privacy.errors import BudgetExceededError, LedgerCorruptError
-from fedpath.privacy.ledger import CHARGE, PrivacyLedger
+from fedpath.privacy.dp_budget import PrivacyRefusal
+from fedpath.privacy.dp_client import PartnerPrivacy, ledger_path
+from fedpath.privacy.dp_config import PrivacySettings, SessionDP
+from fedpath.privacy.durable import head_path
+from fedpath.privacy.errors import BudgetExceededError, LedgerCorruptError, LedgerTruncatedError
+from fedpath.privacy.ledger import CHARGE, RECOVERY_RUN, LedgerLog, PrivacyLedger
 
 # A child that charges in a loop and acknowledges each charge once charge() has returned.
 CHARGE_LOOP = """
@@ -230,3 +235,126 @@ def test_two_runs_charging_at_once_cannot_overspend(tmp_path) -> None:
     ledger = PrivacyLedger(path, budget_epsilon=3.0, delta=0.5)
     assert ledger.spent() == 3.0
     assert all(e.kind == CHARGE for e in ledger.charges())
+
+
+def charged_ledger(path: Path, epsilons: list[float]) -> PrivacyLedger:
+    ledger = PrivacyLedger(path, budget_epsilon=8.0, delta=0.5, partner="shop-a")
+    for number, epsilon in enumerate(epsilons):
+        ledger.charge(f"run-{number}", epsilon, 0.0)
+    return ledger
+
+
+def test_a_ledger_cut_to_its_first_line_refuses_instead_of_spending_less(tmp_path) -> None:
+    # Prepare: 4.0 charged in four lines, then the file cut back to its first line
+    path = tmp_path / "ledger.jsonl"
+    charged_ledger(path, [1.0, 1.0, 1.0, 1.0])
+    path.write_bytes(path.read_bytes().split(b"\n")[0] + b"\n")
+
+    # Execute / Assert: no reading of 1.0, a typed refusal naming the file and the head
+    with pytest.raises(LedgerTruncatedError) as caught:
+        PrivacyLedger(path, budget_epsilon=8.0, delta=0.5)
+    assert (caught.value.recorded, caught.value.held) == (4, 1)
+    assert str(path) in str(caught.value) and "epsilon 4 charged" in str(caught.value)
+    assert "fedpath partner recover-ledger" in str(caught.value)
+    with pytest.raises(LedgerTruncatedError):
+        LedgerLog(path).append(CHARGE, {"run_id": "x", "epsilon": 0.1, "delta": 0.0})
+    assert path.read_bytes().count(b"\n") == 1  # the refused append left the file alone
+
+
+def test_a_ledger_cut_inside_an_acknowledged_line_refuses(tmp_path) -> None:
+    # Prepare: the last acknowledged line loses its second half (and its newline)
+    path = tmp_path / "ledger.jsonl"
+    charged_ledger(path, [1.0, 3.0])
+    data = path.read_bytes()
+    last_start = data.rindex(b"\n", 0, len(data) - 1) + 1
+    path.write_bytes(data[: last_start + (len(data) - last_start) // 2])
+
+    # Execute / Assert: unlike a torn line the head never counted, this one was acknowledged
+    with pytest.raises(LedgerTruncatedError, match=r"must hold the 2 entries .* got 1 complete"):
+        PrivacyLedger(path, budget_epsilon=8.0, delta=0.5)
+
+
+@pytest.mark.parametrize("damage", ["head removed", "ledger removed", "head of another ledger"])
+def test_a_ledger_and_head_that_disagree_refuse(tmp_path, damage: str) -> None:
+    # Prepare
+    path, other = tmp_path / "ledger.jsonl", tmp_path / "other.jsonl"
+    charged_ledger(path, [1.0, 2.0])
+    charged_ledger(other, [0.5, 0.5])
+    if damage == "head removed":
+        head_path(path).unlink()
+    elif damage == "ledger removed":
+        path.unlink()
+    else:
+        head_path(path).write_bytes(head_path(other).read_bytes())
+
+    # Execute / Assert
+    with pytest.raises(LedgerCorruptError, match="ledger"):
+        PrivacyLedger(path, budget_epsilon=8.0, delta=0.5)
+
+
+def test_a_partner_with_a_cut_ledger_refuses_to_train(tmp_path) -> None:
+    # Prepare: partner 0's ledger cut to one of its two charges
+    session = SessionDP(
+        noise_multiplier=3.0, clip_norm=1.0, sample_rate=0.25, ledger_dir=str(tmp_path)
+    )
+    privacy = PartnerPrivacy(
+        settings=PrivacySettings(delta=1e-5, session=session),
+        run_id="run-a",
+        n_partners=2,
+        sampled=2,
+        secagg=False,
+    )
+    privacy.charge(0, epochs_per_round=1, count_model=False)
+    privacy.charge(0, epochs_per_round=1, count_model=False)
+    path = ledger_path(session, 0)
+    path.write_bytes(path.read_bytes().split(b"\n")[0] + b"\n")
+
+    # Execute / Assert: the refusal the coordinator counts, with the ledger's reason
+    with pytest.raises(
+        PrivacyRefusal, match=r"privacy-budget-refusal partner=0: .*must hold the 2"
+    ):
+        privacy.charge(0, epochs_per_round=1, count_model=False)
+    assert path.read_bytes().count(b"\n") == 1
+
+
+def test_recover_ledger_charges_what_was_lost_and_lets_the_partner_go_on(tmp_path) -> None:
+    # Prepare: 4.0 charged, cut to 1.0
+    path = tmp_path / "ledger.jsonl"
+    charged_ledger(path, [1.0, 1.0, 2.0])
+    path.write_bytes(path.read_bytes().split(b"\n")[0] + b"\n")
+
+    # Execute: the operator's command
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("fedpath")),
+            "partner",
+            "recover-ledger",
+            "--ledger",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    # Assert: the lost 3.0 is charged again, the head agrees, a second recovery is refused
+    assert done.returncode == 0, done.stderr
+    assert "epsilon 3, delta 0 charged" in done.stdout
+    ledger = PrivacyLedger(path, budget_epsilon=8.0, delta=0.5)
+    assert ledger.spent() == 4.0
+    assert ledger.charges()[-1].data["run_id"] == RECOVERY_RUN
+    with pytest.raises(ValueError, match="nothing was lost"):
+        LedgerLog(path).recover(epsilon=None, delta=None)
+
+
+def test_recover_ledger_without_a_head_needs_the_loss_stated(tmp_path) -> None:
+    # Prepare
+    path = tmp_path / "ledger.jsonl"
+    charged_ledger(path, [1.0])
+    head_path(path).unlink()
+
+    # Execute / Assert
+    with pytest.raises(ValueError, match="epsilon and delta must be given"):
+        LedgerLog(path).recover(epsilon=None, delta=None)
+    LedgerLog(path).recover(epsilon=2.5, delta=0.0)
+    assert PrivacyLedger(path, budget_epsilon=8.0, delta=0.5).spent() == 3.5
