@@ -57,6 +57,16 @@ class PreparedData:
     def synthetic(self) -> bool:
         return self.log.synthetic
 
+    def account(self) -> list[str]:
+        """The run report's lines on the data: every row in is loaded or quarantined, and any
+        split left empty is said (with why) beside the n/a metrics it causes."""
+        log = self.log
+        rows = (
+            f"Log: `{log.path}`: {log.n_rows} rows in = {len(log.events)} loaded"
+            f" + {log.n_quarantined} quarantined."
+        )
+        return [rows, *(f"**Warning:** {warning}." for warning in self.split.warnings)]
+
 
 def resolve_source(source: DataSource, run_dir: Path, *, seed: int) -> Path:
     """The log file to read, generating the synthetic default into the run folder when needed."""
@@ -91,6 +101,8 @@ def prepare(
         protocol = replace(protocol, censor_window_minutes=None)
     events: pd.DataFrame = sessionize(loaded.events, gap_minutes=protocol.gap_minutes)
     split = apply_protocol(events, protocol)
+    for warning in split.warnings:
+        log.warning("%s: %s", path, warning)
     max_len = protocol.max_prefix_length
     return PreparedData(
         source=source,

@@ -117,6 +117,7 @@ def _write_run_folder(
             "test": result.test_metrics,
             "funnel": data.funnel.to_dict(),
             "quarantined_rows": data.log.n_quarantined,
+            "data_warnings": list(data.split.warnings),
         },
     )
     if result.history:
@@ -140,8 +141,8 @@ def _report(data: PreparedData, settings: TrainSettings, result: TrainResult) ->
     return "\n\n".join(
         [
             f"# fedpath train: {settings.model_name} on {data.source.name}{label}",
-            f"Log: `{data.log.path}` ({data.log.n_rows} rows,"
-            f" {data.log.n_quarantined} quarantined). Split: {stats}.",
+            *data.account(),
+            f"Split: {stats}.",
             f"Seed {settings.seed}; trained in {result.seconds:.1f} s.",
             "## Next-step metrics",
             markdown_table(rows, ["split", *HEADLINE_METRICS]),

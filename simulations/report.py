@@ -136,6 +136,7 @@ def _report(data: PreparedData, settings: ExperimentSettings, result: Experiment
             f"strategy {fed.strategy}, SecAgg+ {'on' if fed.secagg.enabled else 'OFF'}, "
             f"{fed.rounds} rounds x {fed.local_epochs} local epoch(s), seed {fed.seed}; "
             f"federation took {result.federation.seconds:.1f} s.",
+            *data.account(),
             "## Federated vs centralized vs local-only (test split)",
             markdown_table(result.comparison_rows(), ["system", *HEADLINE_METRICS]),
             markdown_table(ratio_rows, ["ratio", "value"]),

@@ -11,11 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fedpath.data.convert import MAX_MS
+from fedpath.data.convert import MAX_MS, MIN_MS
 from fedpath.data.detect import detect_format
 from fedpath.data.formats import FORMATS, ColumnMapping
 from fedpath.data.loader import LoadedLog, load_events
 from fedpath.data.quarantine import read_quarantine
+from fedpath.data.records import MAX_RECORD_LINES
 from fedpath.errors import DataFormatError
 from fedpath.schema import Action
 
@@ -92,7 +93,7 @@ def load_in(folder: str, fmt: str, data: bytes, chunk_rows: int) -> LoadedLog:
 
 def assert_canonical(log: LoadedLog) -> None:
     events = log.events
-    assert events["timestamp"].between(0, MAX_MS - 1).all()
+    assert events["timestamp"].between(MIN_MS, MAX_MS - 1).all()
     assert set(events["action"]) <= {int(Action.VIEW), int(Action.CART), int(Action.PURCHASE)}
     assert all(isinstance(item, str) and item for item in events["item_id"])
 
@@ -185,7 +186,12 @@ ANY_TEXT = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_si
 
 @SETTINGS
 @given(
-    rows=st.lists(st.tuples(ANY_TEXT, ANY_TEXT, st.integers(0, MAX_MS - 1), ANY_TEXT), max_size=12),
+    rows=st.lists(
+        st.tuples(ANY_TEXT, ANY_TEXT, st.integers(MIN_MS, MAX_MS - 1), ANY_TEXT).filter(
+            lambda row: sum(str(v).count("\n") for v in row) < MAX_RECORD_LINES  # line limit
+        ),
+        max_size=12,
+    ),
     chunk_rows=st.integers(1, 5),
 )
 def test_well_formed_quoted_csv_round_trips_exactly(rows, chunk_rows):

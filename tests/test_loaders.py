@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
+from fedpath.data.convert import MIN_MS
 from fedpath.data.detect import detect_format
 from fedpath.data.formats import FORMATS, ColumnMapping
 from fedpath.data.loader import iter_events, load_events
@@ -205,7 +206,7 @@ def test_native_parquet_round_trips_a_canonical_table(tmp_path):
     frame = table(
         session_id=["a", "a", None],
         user_id=[None, "u", "u"],
-        timestamp=[0, 1234567890123, 1700000000001],
+        timestamp=[MIN_MS, 1234567890123, 1700000000001],  # MIN_MS: the earliest accepted
         item_id=["x", "y", "z"],
         category=["c", None, "c"],
         action=[V, P, C],

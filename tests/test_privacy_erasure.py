@@ -22,13 +22,13 @@ ALICE = pseudonym("alice-4711", KEY, "user_id")
 
 # alice has two sessions; in s1 she browsed anonymously before logging in; bob and carol stay.
 ROWS = [
-    ("s1", None, 1_000, "i1", 0, 9.5),
-    ("s1", "alice-4711", 2_000, "i2", 1, 12.25),
-    ("s2", "bob-0815", 2_500, "i1", 0, None),
-    ("s3", "alice-4711", 3_000, "i3", 0, 7.0),
-    ("s3", "alice-4711", 4_000, "i4", 2, 7.0),
-    ("s2", "bob-0815", 5_000, "i3", 2, 3.1),
-    ("s4", "carol-1", 6_000, "i2", 0, 0.1),
+    ("s1", None, 1_600_000_001_000, "i1", 0, 9.5),
+    ("s1", "alice-4711", 1_600_000_002_000, "i2", 1, 12.25),
+    ("s2", "bob-0815", 1_600_000_002_500, "i1", 0, None),
+    ("s3", "alice-4711", 1_600_000_003_000, "i3", 0, 7.0),
+    ("s3", "alice-4711", 1_600_000_004_000, "i4", 2, 7.0),
+    ("s2", "bob-0815", 1_600_000_005_000, "i3", 2, 3.1),
+    ("s4", "carol-1", 1_600_000_006_000, "i2", 0, 0.1),
 ]
 
 
@@ -119,7 +119,7 @@ def test_a_store_with_malformed_rows_is_refused_untouched(tmp_path) -> None:
     # Prepare: row 3 (line 4) has no timestamp
     store = write_store(tmp_path / "events.csv", store_events())
     lines = store.read_text().splitlines()
-    lines[3] = lines[3].replace(",2500,", ",,")
+    lines[3] = lines[3].replace(",1600000002500,", ",,")
     store.write_text("\n".join(lines) + "\n")
     before = store.read_bytes()
     ledger = tmp_path / "ledger.jsonl"

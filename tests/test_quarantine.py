@@ -12,6 +12,8 @@ import pytest
 from fedpath.data.formats import ColumnMapping
 from fedpath.data.loader import load_events
 from fedpath.data.quarantine import Quarantine, read_quarantine
+from fedpath.data.records import MAX_RECORD_LINES
+from fedpath.errors import DataFormatError
 from fedpath.schema import EVENT_COLUMNS, Action
 
 REES46_HEADER = (
@@ -137,6 +139,35 @@ def test_a_bad_diginetica_timeframe_names_its_field(tmp_path):
     assert log.events["item_id"].tolist() == ["12"]
 
 
+def test_times_before_1995_are_quarantined_naming_their_field(tmp_path):
+    # Prepare: Unix time 0, a second before the bound, the bound itself (seconds, Taobao)
+    rows = [
+        ("1,2,3,pv,0", ("timestamp", "timestamp before 1995-01-01")),
+        ("1,2,3,pv,788918399", ("timestamp", "timestamp before 1995-01-01")),
+        ("1,2,3,pv,788918400", None),
+        ("1,2,3,pv,1511544070", None),
+    ]
+    source = write(tmp_path / "UserBehavior.csv", [r for r, _ in rows])
+
+    # Execute
+    log = load_events(source, quarantine_path=tmp_path / "q.jsonl")
+
+    # Assert
+    assert rejects(tmp_path / "q.jsonl") == expected_rejects(rows, first_line=1)
+    assert log.events["timestamp"].tolist() == [788918400000, 1511544070000]
+
+
+def test_a_1970_date_is_too_early_even_with_a_diginetica_offset(tmp_path):
+    header = "session_id;user_id;item_id;timeframe;eventdate"
+    source = write(tmp_path / "train-item-views.csv", [header, "1;NA;10;5;1970-01-01"])
+
+    load_events(source, quarantine_path=tmp_path / "q.jsonl")
+
+    assert rejects(tmp_path / "q.jsonl") == [
+        (2, "eventdate", "timestamp before 1995-01-01", "1;NA;10;5;1970-01-01")
+    ]
+
+
 QUOTED_MAPPING = ColumnMapping(
     columns={"user_id": "user", "item_id": "item", "timestamp": "ts", "category": "note"},
 )
@@ -146,14 +177,14 @@ QUOTED_MAPPING = ColumnMapping(
 def test_line_numbers_stay_exact_after_multiline_quoted_fields(tmp_path, chunk_rows):
     lines = [
         "user,item,ts,note",  # 1
-        'u1,i1,1000,"two',  # 2
+        'u1,i1,1600000001000,"two',  # 2
         'lines"',  # 3
         "u2,i2,oops,plain",  # 4: bad timestamp
-        'u3,"i3,with comma",3000,"say ""hi"""',  # 5
-        'u4,i4,4000,"three',  # 6
+        'u3,"i3,with comma",1600000003000,"say ""hi"""',  # 5
+        'u4,i4,1600000004000,"three',  # 6
         "",  # 7
         'lines"',  # 8
-        "u5,,5000,x",  # 9: missing item
+        "u5,,1600000005000,x",  # 9: missing item
     ]
     source = write(tmp_path / "export.csv", lines)
 
@@ -165,47 +196,104 @@ def test_line_numbers_stay_exact_after_multiline_quoted_fields(tmp_path, chunk_r
     assert log.events["category"].tolist() == ["two\nlines", 'say "hi"', "three\n\nlines"]
     assert rejects(tmp_path / "q.jsonl") == [
         (4, "ts", "bad timestamp", "u2,i2,oops,plain"),
-        (9, "item", "missing id", "u5,,5000,x"),
+        (9, "item", "missing id", "u5,,1600000005000,x"),
     ]
 
 
-def test_broken_quoting_is_quarantined_as_one_record_from_its_first_line(tmp_path):
+def test_an_unterminated_quote_costs_its_own_line_only(tmp_path):
     lines = [
         "user,item,ts,note",  # 1
-        'u1,"i1"x,1000,n',  # 2: text after a closing quote
-        "u2,i2,2000,n",  # 3
-        'u3,i3,3000,"never closed',  # 4
-        "u4,i4,4000,n",  # 5: swallowed by the open quote
+        'u1,"i1"x,1600000001000,n',  # 2: text after a closing quote
+        "u2,i2,1600000002000,n",  # 3
+        'u3,i3,1600000003000,"never closed',  # 4
+        "u4,i4,1600000004000,n",  # 5: read on its own, not swallowed by the open quote
     ]
     source = write(tmp_path / "export.csv", lines)
 
     log = load_events(source, mapping=QUOTED_MAPPING, quarantine_path=tmp_path / "q.jsonl")
 
-    assert log.events["item_id"].tolist() == ["i2"]
+    assert log.events["item_id"].tolist() == ["i2", "i4"]
     found = rejects(tmp_path / "q.jsonl")
     assert [(line, field, raw) for line, field, _, raw in found] == [
-        (2, None, 'u1,"i1"x,1000,n'),
-        (4, None, 'u3,i3,3000,"never closed\nu4,i4,4000,n'),
+        (2, None, 'u1,"i1"x,1600000001000,n'),
+        (4, None, 'u3,i3,1600000003000,"never closed'),
     ]
     assert found[0][2].startswith("unreadable record: ")
-    assert found[1][2] == "unterminated quote"
+    assert found[1][2] == "unterminated quote from line 4"
+
+
+def numbered_rows(n: int) -> list[str]:
+    return [f"u{i},i{i},{1_600_000_000_000 + i},n" for i in range(n)]
+
+
+@pytest.mark.parametrize("chunk_rows", [100, 1010, 500_000])  # 1010: a cut near the quote
+def test_a_stray_quote_far_from_any_other_loses_no_following_row(tmp_path, chunk_rows):
+    # Prepare: the issue's log: 4,209 rows, a stray quote on line 1,002 and none after it
+    rows = numbered_rows(4209)
+    rows[1000] = 'u1000,i1000,1600000001000,5" screen'
+    source = write(tmp_path / "export.csv", ["user,item,ts,note", *rows])
+
+    # Execute
+    log = load_events(
+        source, mapping=QUOTED_MAPPING, chunk_rows=chunk_rows, quarantine_path=tmp_path / "q.jsonl"
+    )
+
+    # Assert: that line alone is quarantined; rows in = rows loaded + rows quarantined
+    assert (log.n_rows, len(log.events), log.n_quarantined) == (4209, 4208, 1)
+    assert rejects(tmp_path / "q.jsonl") == [
+        (1002, None, "unterminated quote from line 1002", rows[1000])
+    ]
+    assert log.events["item_id"].iloc[-1] == "i4208"
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 5, 100])
+def test_a_quoted_field_may_span_max_record_lines_and_no_more(tmp_path, chunk_rows):
+    # Prepare: a note of exactly MAX_RECORD_LINES lines, then one a line longer
+    body = [f"line {k}" for k in range(MAX_RECORD_LINES - 1)]
+    longest = ['u0,i0,1600000000000,"first', *body[:-1], f'{body[-1]}"']
+    too_long = ['u1,i1,1600000000001,"first', *body, 'last"']
+    source = write(tmp_path / "export.csv", ["user,item,ts,note", *longest, *too_long])
+
+    # Execute
+    log = load_events(
+        source, mapping=QUOTED_MAPPING, chunk_rows=chunk_rows, quarantine_path=tmp_path / "q.jsonl"
+    )
+
+    # Assert: the first loads whole; the second's open quote costs its line, and then each of its
+    # lines is read alone (a wrong field count) down to its last, whose quote never closes either
+    assert log.events["category"].tolist() == ["\n".join(["first", *body])]
+    found = rejects(tmp_path / "q.jsonl")
+    first = 2 + MAX_RECORD_LINES
+    assert [line for line, *_ in found] == list(range(first, first + MAX_RECORD_LINES + 1))
+    assert found[0][2] == f"unterminated quote from line {first}"
+    assert found[-1][2] == f"unterminated quote from line {first + MAX_RECORD_LINES}"
+    assert log.n_rows == len(log.events) + log.n_quarantined == 1 + MAX_RECORD_LINES + 1
+
+
+def test_a_header_with_an_unterminated_quote_does_not_swallow_the_file(tmp_path):
+    # Prepare: a header whose quote never closes, above rows that are all well formed
+    source = write(tmp_path / "export.csv", ['user,item,"ts,note', *numbered_rows(50)])
+
+    # Execute / Assert: the header alone is read (and refused), not the whole file as a header
+    with pytest.raises(DataFormatError, match=r'export\.csv.*user,item,"ts,note\W'):
+        load_events(source, mapping=QUOTED_MAPPING)
 
 
 def test_a_carriage_return_inside_an_unquoted_field_is_quarantined(tmp_path):
     source = tmp_path / "export.csv"
-    source.write_bytes(b"user,item,ts,note\nu1,i\r1,1000,n\nu2,i2,2000,n\n")
+    source.write_bytes(b"user,item,ts,note\nu1,i\r1,1600000001000,n\nu2,i2,1600000002000,n\n")
 
     log = load_events(source, mapping=QUOTED_MAPPING, quarantine_path=tmp_path / "q.jsonl")
 
     assert log.events["item_id"].tolist() == ["i2"]
     assert [(line, raw) for line, _, _, raw in rejects(tmp_path / "q.jsonl")] == [
-        (2, "u1,i\r1,1000,n")
+        (2, "u1,i\r1,1600000001000,n")
     ]
 
 
 def test_undecodable_bytes_become_replacement_characters_not_a_crash(tmp_path):
     source = tmp_path / "export.csv"
-    source.write_bytes(b"user,item,ts,note\nu1,caf\xe9,1000,n\n")
+    source.write_bytes(b"user,item,ts,note\nu1,caf\xe9,1600000001000,n\n")
 
     log = load_events(source, mapping=QUOTED_MAPPING)
 
@@ -217,7 +305,7 @@ def test_a_bad_parquet_row_is_quarantined_with_its_row_number(tmp_path):
         {
             "session_id": ["s", "s", "s"],
             "user_id": [None, None, None],
-            "timestamp": [1, 2, 3],
+            "timestamp": [1_600_000_000_001, 1_600_000_000_002, 1_600_000_000_003],
             "item_id": ["a", "b", "c"],
             "category": [None, None, None],
             "action": np.array([0, 7, 2], dtype=np.int8),
@@ -307,11 +395,12 @@ def test_unsupported_and_known_actions_come_from_the_mapping(tmp_path):
         action_values={"see": Action.VIEW, "wish": None},
         timestamp_unit="s",
     )
-    source = write(tmp_path / "x.csv", ["u,i,t,a", "1,2,3,see", "1,2,3,wish", "1,2,3,SEE"])
+    rows = ["1,2,1600000000,see", "1,2,1600000000,wish", "1,2,1600000000,SEE"]
+    source = write(tmp_path / "x.csv", ["u,i,t,a", *rows])
 
     log = load_events(source, mapping=mapping, quarantine_path=tmp_path / "q.jsonl")
 
-    assert log.events["timestamp"].tolist() == [3000]
+    assert log.events["timestamp"].tolist() == [1_600_000_000_000]
     assert [reason for _, _, reason, _ in rejects(tmp_path / "q.jsonl")] == [
         "unsupported action",
         "unknown action",

@@ -42,6 +42,8 @@ class SplitDataset:
     test: list[Session]
     vocab: list[str]  # vocab[i] = raw (or hashed) item id of index i
     stats: dict[str, float | int] = field(default_factory=dict)
+    # Why a split came out empty (its metrics are then n/a), for the log and the run report.
+    warnings: tuple[str, ...] = ()
 
     @property
     def n_items(self) -> int:

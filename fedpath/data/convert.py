@@ -20,6 +20,10 @@ from fedpath.schema import conform
 
 # 2100-01-01 UTC. A later time is a unit mistake, not a shopping event.
 MAX_MS = 4_102_444_800_000
+# 1995-01-01 UTC, before any web shop logged a click. An earlier time is a zero or a unit
+# mistake (seconds read as milliseconds), and would put its session first in every split.
+MIN_MS = 788_918_400_000
+TOO_EARLY = "timestamp before 1995-01-01"
 _DIGITS = "^[0-9]{1,18}$"  # unsigned, and 18 digits always fit int64
 _NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _UNSUPPORTED = -1
@@ -140,6 +144,7 @@ def _timestamps(fields: pa.Table, mapping: ColumnMapping, verdicts: _Verdicts) -
         verdicts.flag(~offset_ok, mapping.time_offset, "bad timestamp")
         ms = ms + np.where(offset_ok, offsets, 0)
         verdicts.flag(ms >= MAX_MS, mapping.time_offset, "bad timestamp")
+    verdicts.flag(ms < MIN_MS, source, TOO_EARLY)
     return ms
 
 

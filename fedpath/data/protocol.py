@@ -22,6 +22,9 @@ yields the note's sizes (Diginetica 688/56/121 sessions and 1,169 items, REES46 
 4. Valid and test lose the events whose item is not a train item, are collapsed again (same
    rule) and lose the sessions left shorter than ``min_session_length``. The vocabulary is the
    train items in order of first appearance in train; sessions stay in split order.
+   A split left empty (too few sessions for its fraction, as in a log of one huge session,
+   which is never cut; or held-out sessions all lost in step 4) is not an error, but
+   ``SplitDataset.warnings`` says which and why: its metrics are n/a.
 
 Censoring. A log cut out of a longer stream by a time window (REES46's monthly files, and the
 shared head sample that ends after 2.5 hours) stops sessions mid-visit: for a session whose last
@@ -141,11 +144,41 @@ def apply_protocol(events: pd.DataFrame, config: ProtocolConfig | None = None) -
         held_out = ranked.take(in_split & (index_of[ranked.item] >= 0))
         parts[name] = _drop_short_sessions(_collapse(held_out), config.min_session_length)
     sessions = {name: _sessions(part, index_of, keys, about) for name, part in parts.items()}
+    n_ranked = len(ranked.heads())
+    assigned = {"valid": n_valid, "test": n_ranked - n_train - n_valid}
     return SplitDataset(
         **sessions,
         vocab=item_ids.astype(str).to_numpy(dtype=object)[vocab_codes].tolist(),
         stats=_stats(sessions, len(vocab_codes)),
+        warnings=_empty_split_warnings(sessions, assigned, n_ranked, config),
     )
+
+
+def _empty_split_warnings(
+    sessions: dict[str, list[Session]],
+    assigned: dict[str, int],
+    n_ranked: int,
+    config: ProtocolConfig,
+) -> tuple[str, ...]:
+    """One line per empty held-out split saying why (train is never empty: _rank_sessions
+    refuses a split without train sessions; a fraction of 0 means an empty split is wanted)."""
+    warnings = []
+    for name, fraction in (("valid", config.valid_fraction), ("test", config.test_fraction)):
+        if sessions[name] or fraction == 0:
+            continue
+        if assigned[name] == 0:
+            why = (
+                f"{n_ranked} session(s) passed the filters and {name}_fraction={fraction} of "
+                "them rounds to 0 (sessions are never cut: a log of one huge session has "
+                "nothing to hold out; use a log of more sessions)"
+            )
+        else:
+            why = (
+                f"its {assigned[name]} session(s) fell below min_session_length="
+                f"{config.min_session_length} once items unseen in train were dropped"
+            )
+        warnings.append(f"the {name} split is empty, so its metrics are n/a: {why}")
+    return tuple(warnings)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,13 @@ number; the well-formed unquoted records, nearly all of a log, go to pyarrow's C
 quoting turned off, so parser and framing cannot disagree. Quoted records are framed by quote
 parity (a record goes on while a quote is open) and split one by one with the ``csv`` module.
 
+A quoted field may span at most ``MAX_RECORD_LINES`` lines. Event logs hold ids, times and short
+labels, so a quote still open that many lines later is a stray one (``5" screen``), not a long
+text; without the limit it would swallow every following line into one rejected record. Its
+line is quarantined alone ("unterminated quote from line N") and framing resumes on the next
+line, so every other line is still read. Two stray quotes fewer than that many lines apart still
+frame the lines between them as one record (rejected whole, all of them in its ``raw``).
+
 Text is UTF-8; undecodable bytes become U+FFFD rather than stopping the load (a damaged id then
 fails validation, or passes as a different string, as it would in any text tool).
 """
@@ -36,6 +43,7 @@ _NL, _CR, _QUOTE = ord("\n"), ord("\r"), ord('"')
 _BOM = b"\xef\xbb\xbf"
 _PARQUET_MAGIC = b"PAR1"
 _BYTES_PER_LINE_GUESS = 128
+MAX_RECORD_LINES = 20  # lines one record (a quoted field with line breaks) may span
 
 
 @dataclass(frozen=True)
@@ -84,10 +92,15 @@ def split_header(text: str, delimiter: str) -> list[str]:
 
 
 def _read_first_record(stream: BinaryIO) -> tuple[str, int]:
-    """The first record and how many physical lines it spans; the stream is left after it."""
+    """The first record and how many physical lines it spans; the stream is left after it.
+
+    A quote left open for ``MAX_RECORD_LINES`` lines (or to the end) makes the first line alone
+    the record, as in the body of the file.
+    """
+    start = stream.tell()
     parts: list[bytes] = []
     quotes = 0
-    while True:
+    while len(parts) < MAX_RECORD_LINES:
         line = stream.readline()
         if not line:
             break
@@ -95,6 +108,9 @@ def _read_first_record(stream: BinaryIO) -> tuple[str, int]:
         quotes += line.count(b'"')
         if quotes % 2 == 0:
             break
+    if quotes % 2:
+        parts = parts[:1]
+        stream.seek(start + len(parts[0]))
     data = b"".join(parts).removeprefix(_BOM)
     text = data.decode("utf-8", errors="replace").removesuffix("\n").removesuffix("\r")
     return text, len(parts)
@@ -186,7 +202,7 @@ def open_source(path: Path, log_format: LogFormat) -> TextSource | ParquetSource
 
 
 def _blocks(stream: BinaryIO, chunk_rows: int) -> Iterator[bytes]:
-    """Blocks of at least ``chunk_rows`` whole lines (fewer at the end), never cut inside quotes."""
+    """Blocks of at least ``chunk_rows`` whole lines (fewer at the end), never cut in a record."""
     pending, eof = b"", False
     block_size = chunk_rows * _BYTES_PER_LINE_GUESS  # then learnt from the last block
     while True:
@@ -198,7 +214,7 @@ def _blocks(stream: BinaryIO, chunk_rows: int) -> Iterator[bytes]:
             pending += more
             cut = _cut(pending, chunk_rows)
         if cut is None:
-            cut = len(pending)
+            cut = len(pending)  # the end of the file: fewer than chunk_rows + MAX_RECORD_LINES
         if cut == 0:
             return
         yield pending[:cut]
@@ -206,19 +222,65 @@ def _blocks(stream: BinaryIO, chunk_rows: int) -> Iterator[bytes]:
 
 
 def _cut(data: bytes, chunk_rows: int) -> int | None:
-    """End of a block of ``chunk_rows`` lines, moved on while a quote is open; None: read more."""
+    """End of the first record ending on or after line ``chunk_rows``; None: read more.
+
+    Only records whose framing the data already settles count: a quote opened fewer than
+    ``MAX_RECORD_LINES`` lines before the end of ``data`` may still close in what follows.
+    """
     buf = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(buf == _NL)
     if len(ends) < chunk_rows:
         return None
-    candidates = ends[chunk_rows - 1 :]
-    quotes = np.flatnonzero(buf == _QUOTE)
-    if len(quotes):
-        closed = np.flatnonzero(np.searchsorted(quotes, candidates) % 2 == 0)
-        if not len(closed):
-            return None
-        candidates = candidates[closed]
-    return int(candidates[0]) + 1
+    records = _records(_odd_lines(buf, ends), len(ends), final=False)
+    candidates = records.last[records.last >= chunk_rows - 1]
+    return int(ends[candidates[0]]) + 1 if len(candidates) else None
+
+
+@dataclass(frozen=True)
+class _Records:
+    """Lines grouped into records, by line index (0-based in the data framed)."""
+
+    first: np.ndarray  # [n] first line of each record
+    last: np.ndarray  # [n] last line of each record
+    unterminated: np.ndarray  # [n] bool: a quote opens on this line and closes nowhere in reach
+
+
+def _odd_lines(buf: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Indices of the lines (ending at ``ends``) holding an odd number of quotes."""
+    quotes_before_end = np.searchsorted(np.flatnonzero(buf == _QUOTE), ends)
+    return np.flatnonzero(np.diff(quotes_before_end, prepend=0) % 2 == 1)
+
+
+def _records(odd_lines: np.ndarray, n_lines: int, *, final: bool) -> _Records:
+    """Frame ``n_lines`` lines into records by quote parity, ``MAX_RECORD_LINES`` at most each.
+
+    A line with an odd number of quotes opens a quote; the next such line closes it when it lies
+    fewer than ``MAX_RECORD_LINES`` lines on, and the lines from opener to closer are one record.
+    Otherwise the opener is a record of its own, unterminated. Unless ``final``, a quote whose
+    closer could still come after line ``n_lines`` stops the framing: the records returned end
+    before its line. The loop runs over the odd lines only, a few in a well-formed log.
+    """
+    odd = odd_lines.tolist()
+    spans, unterminated, settled = [], [], n_lines
+    k = 0
+    while k < len(odd):
+        opener = odd[k]
+        if k + 1 < len(odd) and odd[k + 1] - opener < MAX_RECORD_LINES:
+            spans.append((opener, odd[k + 1]))
+            k += 2
+        elif final or n_lines - opener >= MAX_RECORD_LINES:
+            unterminated.append(opener)
+            k += 1
+        else:
+            settled = opener
+            break
+    inside = np.zeros(settled + 1, dtype=np.int64)  # +1 when a span starts, -1 after it ends
+    for opener, closer in spans:
+        inside[opener + 1] += 1
+        inside[closer + 1] -= 1
+    first = np.flatnonzero(np.cumsum(inside[:settled]) == 0)
+    last = np.append(first[1:], settled) - 1
+    return _Records(first, last, np.isin(first, unterminated))
 
 
 @dataclass(frozen=True)
@@ -228,26 +290,19 @@ class _Frame:
     starts: np.ndarray  # [n] first byte of each record
     stops: np.ndarray  # [n] byte of the '\n' that ends each record
     lines: np.ndarray  # [n] source line of each record's first byte
-    unterminated: bool  # the last record ends the file inside a quote
+    unterminated: np.ndarray  # [n] bool: the record is a line whose quote never closes
 
 
 def _frame(buf: np.ndarray, first_line: int) -> _Frame:
+    """The records of a whole block (it ends on a settled record, so its framing is final)."""
     ends = np.flatnonzero(buf == _NL)
     line_starts = np.concatenate(([0], ends[:-1] + 1))
-    quotes = np.flatnonzero(buf == _QUOTE)
-    last_lines = np.arange(len(ends))
-    unterminated = False
-    if len(quotes):
-        closes = np.searchsorted(quotes, ends) % 2 == 0
-        unterminated = not closes[-1]
-        closes[-1] = True
-        last_lines = np.flatnonzero(closes)
-    first_lines = np.concatenate(([0], last_lines[:-1] + 1))
+    records = _records(_odd_lines(buf, ends), len(ends), final=True)
     return _Frame(
-        starts=line_starts[first_lines],
-        stops=ends[last_lines],
-        lines=first_line + first_lines,
-        unterminated=unterminated,
+        starts=line_starts[records.first],
+        stops=ends[records.last],
+        lines=first_line + records.first,
+        unterminated=records.unterminated,
     )
 
 
@@ -287,8 +342,8 @@ def _split_block(
 
     reasons = np.full(len(frame.starts), None, dtype=object)
     reasons[content_stops == frame.starts] = "empty line"
-    if frame.unterminated:
-        reasons[-1] = "unterminated quote"
+    open_lines = frame.lines[frame.unterminated]
+    reasons[frame.unterminated] = [f"unterminated quote from line {n}" for n in open_lines]
     plain = (special == 0) & pd.isna(reasons)
     wrong = plain & (n_fields != expected)
     reasons[wrong] = [_wrong_count(expected, k) for k in n_fields[wrong]]
