@@ -11,11 +11,15 @@ What the chain cannot stop: someone able to rewrite the whole log *and* its head
 head hash must live somewhere else too, which is why :func:`verify_audit` accepts an expected
 head (logged when a run writes its trail and printed by ``fedpath audit verify``), which every
 partner should keep.
-One writer per log: the coordinator of a run.
+Appends take an exclusive ``flock`` on the log and re-read its verified end under it, so two
+processes appending to one trail interleave whole entries instead of both writing seq N. The
+``model`` entry records the SHA-256 of the run's artifacts; :func:`verify_artifacts` rehashes
+them, since a chain that verifies says nothing about a model file replaced beside it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -26,11 +30,12 @@ from fedpath.privacy.durable import (
     append_line,
     atomic_write,
     canonical_json,
+    file_sha256,
     head_path,
     sha256_hex,
     utc_now,
 )
-from fedpath.privacy.errors import AuditChainError
+from fedpath.privacy.errors import ArtifactMismatchError, AuditChainError
 
 AUDIT_FILE = "audit.jsonl"
 GENESIS = "0" * 64
@@ -57,28 +62,36 @@ class AuditLog:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        exists = self.path.exists() or head_path(self.path).exists()
-        entries = verify_audit(self.path) if exists else []
-        self._next_seq = len(entries)
+        entries = self._verified()
         self.head = entries[-1].hash if entries else GENESIS
 
     def append(self, kind: str, payload: Mapping[str, Any]) -> AuditEntry:
-        """Add one entry after the current head, durably, and move the head to it."""
+        """Add one entry after the trail's current end, durably, under an exclusive lock."""
         if not isinstance(kind, str) or not kind:
             raise ValueError(f"kind must be a non-empty string, got {kind!r}")
-        body = {
-            "seq": self._next_seq,
-            "time": utc_now(),
-            "kind": kind,
-            "payload": dict(payload),
-            "prev_hash": self.head,
-        }
-        entry = AuditEntry(**body, hash=sha256_hex(canonical_json(body)))
-        with self.path.open("ab") as handle:
+        with self.path.open("a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+            entries = self._verified()  # another process may have appended since
+            body = {
+                "seq": len(entries),
+                "time": utc_now(),
+                "kind": kind,
+                "payload": dict(payload),
+                "prev_hash": entries[-1].hash if entries else GENESIS,
+            }
+            entry = AuditEntry(**body, hash=sha256_hex(canonical_json(body)))
             append_line(handle, canonical_json(asdict(entry)))
-        atomic_write(head_path(self.path), canonical_json({"seq": entry.seq, "hash": entry.hash}))
-        self._next_seq, self.head = entry.seq + 1, entry.hash
+            head = canonical_json({"seq": entry.seq, "hash": entry.hash})
+            atomic_write(head_path(self.path), head)
+        self.head = entry.hash
         return entry
+
+    def _verified(self) -> list[AuditEntry]:
+        """The trail's entries; none for a trail not yet written (no bytes and no head)."""
+        empty = not self.path.exists() or self.path.stat().st_size == 0
+        if empty and not head_path(self.path).exists():
+            return []
+        return verify_audit(self.path)
 
 
 def verify_audit(path: Path | str, *, expected_head: str | None = None) -> list[AuditEntry]:
@@ -171,3 +184,31 @@ def _check_head(path: Path, entries: list[AuditEntry]) -> None:
             f"{entries[head_seq].hash}: the log was rewritten",
             seq=head_seq,
         )
+
+
+def verify_artifacts(run_dir: Path | str, entries: list[AuditEntry]) -> dict[str, str]:
+    """The files the trail's last ``model`` entry hashed, rehashed in ``run_dir`` and equal.
+
+    Raises :class:`ArtifactMismatchError` naming the first file that is missing or differs;
+    returns {} for a trail without a ``model`` entry (a run that has not finished).
+    """
+    run_dir = Path(run_dir)
+    recorded = [e for e in entries if e.kind == MODEL]
+    if not recorded:
+        return {}
+    last = recorded[-1]
+    files: dict[str, str] = last.payload.get("files") or {}
+    for name, expected in files.items():
+        path = run_dir / name
+        if not path.is_file():
+            raise ArtifactMismatchError(
+                f"{path}: must exist as entry {last.seq} of the audit trail recorded it, got no "
+                f"such file"
+            )
+        found = file_sha256(path)
+        if found != expected:
+            raise ArtifactMismatchError(
+                f"{path}: SHA-256 must be {expected} as entry {last.seq} of the audit trail "
+                f"recorded it, got {found}: the file was altered or replaced after the run"
+            )
+    return files

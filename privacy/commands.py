@@ -15,7 +15,7 @@ from fedpath.errors import FedpathError
 
 
 def audit_command() -> None:
-    """``fedpath audit verify RUN [--head HASH]``."""
+    """``fedpath audit verify RUN [--head HASH]``: the chain, its head, the artifacts it hashed."""
     parser = argparse.ArgumentParser(prog="fedpath audit", description="Audit trails of runs.")
     actions = parser.add_subparsers(dest="action", required=True)
     verify = actions.add_parser("verify", help="check a run's hash chain and head; exit 1 if not")
@@ -23,15 +23,21 @@ def audit_command() -> None:
     verify.add_argument("--head", help="head hash kept outside the run folder, to compare with")
     args = parser.parse_args()
 
-    from fedpath.privacy.audit import AUDIT_FILE, verify_audit
+    from fedpath.privacy.audit import AUDIT_FILE, verify_artifacts, verify_audit
 
     path = args.run / AUDIT_FILE if args.run.is_dir() else args.run
     try:
         entries = verify_audit(path, expected_head=args.head)
+        artifacts = verify_artifacts(path.parent, entries)
     except FedpathError as error:
         _fail(f"audit verification failed: {error}")
     head = entries[-1].hash if entries else "(empty)"
-    print(f"audit trail intact: {len(entries)} entries in {path}\nhead: {head}")
+    checked = (
+        f"{len(artifacts)} recorded artifacts match"
+        if artifacts
+        else "no model entry: the run did not finish, no artifacts to check"
+    )
+    print(f"audit trail intact: {len(entries)} entries in {path}; {checked}\nhead: {head}")
 
 
 def partner_command() -> None:

@@ -39,6 +39,10 @@ class AuditChainError(IntegrityError):
         super().__init__(message)
 
 
+class ArtifactMismatchError(IntegrityError):
+    """A run's file whose bytes are not those its audit trail recorded (altered or replaced)."""
+
+
 class LedgerCorruptError(IntegrityError):
     """A privacy ledger whose recorded history cannot be trusted (not a torn last line)."""
 

@@ -205,3 +205,76 @@ def test_cli_verify_passes_an_intact_run_and_names_the_first_bad_entry(tmp_path)
     assert "4 entries" in intact.stdout and head in intact.stdout
     assert broken.returncode == 1
     assert "entry 1 (line 2): hash must match" in broken.stderr
+
+
+# A child that opens a trail, says so, waits for the go file, then appends ``count`` entries,
+# each tagged with its writer.
+APPEND_LOOP = """
+import pathlib, sys, time
+from fedpath.privacy.audit import AuditLog
+log = AuditLog(sys.argv[1])
+print("ready", flush=True)
+while not pathlib.Path(sys.argv[4]).exists():
+    time.sleep(0.001)
+for i in range(int(sys.argv[2])):
+    log.append("round", {"writer": sys.argv[3], "i": i})
+"""
+
+
+def test_two_processes_appending_to_one_trail_keep_it_a_chain(tmp_path) -> None:
+    # Prepare: a trail with one entry, opened by two writers before either appends
+    path, go = written_trail(tmp_path), tmp_path / "go"
+    count = 40
+
+    # Execute: both open the trail, then both append at once
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", APPEND_LOOP, str(path), str(count), writer, str(go)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for writer in ("a", "b")
+    ]
+    for child in children:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    go.touch()
+    codes = [child.wait(timeout=120) for child in children]
+
+    # Assert: every entry is in the chain once, with whole sequence numbers and a matching head
+    assert codes == [0, 0]
+    entries = verify_audit(path)
+    assert [e.seq for e in entries] == list(range(len(ROUNDS) + 2 * count))
+    for writer in ("a", "b"):
+        mine = [e.payload["i"] for e in entries if e.payload.get("writer") == writer]
+        assert mine == list(range(count))
+
+
+def finished_run(folder: Path) -> Path:
+    """A run folder as `fedpath simulate` leaves it: artifacts, then a model entry hashing them."""
+    files = {"model.safetensors": b"weights v1", "results.json": b"{}", "report.md": b"# run"}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    log = AuditLog(folder / "audit.jsonl")
+    hashes = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    log.append("model", {"model": "model.safetensors", "files": hashes})
+    return folder
+
+
+def test_cli_verify_rehashes_the_artifacts_the_trail_recorded(tmp_path) -> None:
+    # Prepare
+    run = finished_run(tmp_path)
+    intact = fedpath("audit", "verify", str(run))
+
+    # Execute: the model replaced after the run, the chain untouched
+    (run / "model.safetensors").write_bytes(b"weights v2")
+    altered = fedpath("audit", "verify", str(run))
+    (run / "model.safetensors").unlink()
+    missing = fedpath("audit", "verify", str(run))
+
+    # Assert
+    assert intact.returncode == 0, intact.stderr
+    assert "3 recorded artifacts match" in intact.stdout
+    assert altered.returncode == 1
+    assert "model.safetensors: SHA-256 must be" in altered.stderr and "altered" in altered.stderr
+    assert missing.returncode == 1
+    assert "model.safetensors: must exist" in missing.stderr
