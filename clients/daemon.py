@@ -4,10 +4,10 @@ The daemon prepares the partner's log once (``local_data``: user and session ids
 under the bundle's ``pseudonym.key`` as it is loaded), starts its prediction server, and
 keeps a Flower SuperNode connected to the coordinator: ``flower-supernode`` with the bundle's CA
 certificate (TLS) and node key (authentication), its node config pointing at the runtime file the
-ClientApp reads. Flower retries a lost connection on its own; when the SuperNode *exits* (the
-coordinator refused its key, its certificate did not verify, it gave up), the daemon logs why
-and starts it again after a backoff that doubles up to ``backoff_max``. The log never leaves:
-only model updates (masked under SecAgg+) and metrics do, through Flower.
+ClientApp reads, run through ``fedpath.clients.supernode`` so that a lost connection Flower gives
+up on ends the process. ``supervisor`` restarts it with backoff and tells ``/health`` whether it
+is connected. The log never leaves: only model updates (masked under SecAgg+) and metrics do,
+through Flower.
 """
 
 from __future__ import annotations
@@ -15,17 +15,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import signal
-import subprocess
 import sys
 import threading
-import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from fedpath.clients.supervisor import SupernodeSettings, SupernodeSupervisor
 from fedpath.errors import FedpathError
 
 if TYPE_CHECKING:  # the command module stays light: `fedpath` imports it on every call
@@ -36,18 +33,7 @@ log = logging.getLogger(__name__)
 
 MODELS = "models"
 RUNTIME = "runtime.json"
-SUPERNODE_LOG = "supernode.log"
 FLWR_HOME = "flwr-home"
-HEALTHY_S = 60.0  # a SuperNode that ran this long before exiting resets the backoff
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-REASON = re.compile(r"ERROR|Failed|\[code: \d+\]|SSL|refused", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class SupernodeSettings:
-    runtime_port: int = 9094
-    backoff_initial: float = 1.0
-    backoff_max: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -98,7 +84,8 @@ def build_service(bundle: Bundle, work: Path, serving: ServingSettings) -> Predi
 
 
 def supernode_command(bundle: Bundle, runtime: Path, settings: SupernodeSettings) -> list[str]:
-    """The ``flower-supernode`` invocation: TLS to the coordinator, node authentication."""
+    """The ``flower-supernode`` invocation (through ``fedpath.clients.supernode``, which exits
+    when the connection ends): TLS to the coordinator, node authentication."""
     from fedpath.clients.deployed_app import RUNTIME_KEY
     from fedpath.server.keys import PARTITION_ID
 
@@ -107,7 +94,9 @@ def supernode_command(bundle: Bundle, runtime: Path, settings: SupernodeSettings
         f'{RUNTIME_KEY}="{runtime}"'
     )
     return [
-        str(Path(sys.executable).with_name("flower-supernode")),
+        sys.executable,
+        "-m",
+        "fedpath.clients.supernode",
         "--superlink",
         bundle.coordinator,
         "--root-certificates",
@@ -118,6 +107,8 @@ def supernode_command(bundle: Bundle, runtime: Path, settings: SupernodeSettings
         node_config,
         "--port",
         str(settings.runtime_port),
+        "--max-wait-time",
+        str(settings.max_wait_time),
     ]
 
 
@@ -132,83 +123,6 @@ def flower_env(flwr_home: Path) -> dict[str, str]:
         "FLWR_HOME": str(flwr_home),
         "PYTHONUNBUFFERED": "1",  # their logs reach ours line by line, not in late blocks
     }
-
-
-class SupernodeSupervisor:
-    """Runs the SuperNode and starts it again, with backoff, whenever it exits."""
-
-    def __init__(self, command: list[str], work: Path, settings: SupernodeSettings) -> None:
-        self.command = command
-        self.work = work
-        self.log_path = work / SUPERNODE_LOG
-        self.settings = settings
-        self.process: subprocess.Popen[str] | None = None
-        self.starts = 0
-
-    def run(self, stop: threading.Event) -> None:
-        backoff = self.settings.backoff_initial
-        while not stop.is_set():
-            started = time.monotonic()
-            code, reason = self._run_once(stop)
-            if stop.is_set():
-                return
-            if time.monotonic() - started > HEALTHY_S:
-                backoff = self.settings.backoff_initial
-            log.warning(
-                "SuperNode exited with code %s: %s; starting it again in %.1f s",
-                code,
-                reason or "no reason given",
-                backoff,
-                extra={
-                    "event": "supernode_exit",
-                    "code": code,
-                    "reason": reason,
-                    "backoff_s": backoff,
-                },
-            )
-            stop.wait(backoff)
-            backoff = min(backoff * 2, self.settings.backoff_max)
-
-    def _run_once(self, stop: threading.Event) -> tuple[int | None, str]:
-        """Run the SuperNode to its exit; return its code and the error lines it printed."""
-        self.starts += 1
-        last_lines: deque[str] = deque(maxlen=40)
-        with self.log_path.open("a") as sink:
-            self.process = subprocess.Popen(
-                self.command,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                env=flower_env(self.work / FLWR_HOME),
-            )
-            log.info(
-                "SuperNode started (pid %d)",
-                self.process.pid,
-                extra={"event": "supernode_started", "pid": self.process.pid},
-            )
-            watcher = threading.Thread(target=self._stop_on, args=(stop,), daemon=True)
-            watcher.start()
-            assert self.process.stdout is not None
-            for line in self.process.stdout:
-                sink.write(line)
-                sink.flush()
-                clean = ANSI.sub("", line).strip()
-                if clean:
-                    last_lines.append(clean)
-            code = self.process.wait()
-        reasons = [line for line in last_lines if REASON.search(line)]
-        return code, " | ".join(dict.fromkeys(reasons))
-
-    def _stop_on(self, stop: threading.Event) -> None:
-        process = self.process
-        while process is not None and process.poll() is None:
-            if stop.wait(0.5):
-                process.terminate()
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                return
 
 
 def run_partner(bundle_dir: Path, data: Path, work: Path, settings: PartnerSettings) -> None:
@@ -240,15 +154,18 @@ def run_partner(bundle_dir: Path, data: Path, work: Path, settings: PartnerSetti
         ks=settings.ks,
         review_threshold=settings.serving.review_threshold,
     ).write(work / RUNTIME)
-    server = start_server(build_service(bundle, work, settings.serving), token)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     supervisor = SupernodeSupervisor(
         supernode_command(bundle, runtime.resolve(), settings.supernode),
         work,
         settings.supernode,
+        flower_env(work / FLWR_HOME),
     )
+    service = build_service(bundle, work, settings.serving)
+    service.checks["supernode"] = supervisor.health  # /health: degraded while not connected
+    server = start_server(service, token)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     try:
         supervisor.run(stop)
     finally:

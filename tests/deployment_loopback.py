@@ -246,3 +246,33 @@ def _kill_matching(fragment: str) -> None:
         if fragment in cmdline:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(proc.name), signal.SIGKILL)
+
+
+def start_partner(loop: Loopback, index: int, config: dict[str, Any]) -> None:
+    """``Loopback.partner`` with a ``--config`` file of ``conf/partner.yaml`` overrides."""
+    name = PARTNERS[index]
+    path = loop.root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    loop.start(
+        name,
+        "partner",
+        "--bundle",
+        str(loop.kit.partners[name]),
+        "--data",
+        str(loop.logs[index]),
+        "--serve-port",
+        str(loop.serve_ports[index]),
+        "--runtime-port",
+        str(loop.runtime_ports[index]),
+        "--config",
+        str(path),
+    )
+
+
+def partner_health(loop: Loopback, index: int) -> dict[str, Any]:
+    """A partner daemon's ``/health`` body; empty while it is not answering yet."""
+    _, text = http(f"http://127.0.0.1:{loop.serve_ports[index]}/health")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return {}
