@@ -8,8 +8,11 @@ File layout (version 1)::
 The associated data is the header plus the file's name, so the tag covers more than the bytes:
 a file renamed, or a checkpoint put where a model is expected, fails to authenticate exactly like
 a tampered or wrongly keyed one, and nothing is ever parsed from a file that did not
-authenticate. The nonce is random per write (96 bits; the GCM limit of 2^32 writes per key is far
-beyond a federation's checkpoints). The plain safetensors bytes live only in memory.
+authenticate. An encrypted model also binds the name of the folder it is written in (a run
+folder: Hydra names each by command, config and second), so a model copied from another run
+under the same file name is refused too; a run folder moved whole keeps its models readable.
+The nonce is random per write (96 bits; the GCM limit of 2^32 writes per key is far beyond a
+federation's checkpoints). The plain safetensors bytes live only in memory.
 """
 
 from __future__ import annotations
@@ -62,31 +65,39 @@ def decrypt_bytes(blob: bytes, key: bytes, *, kind: str, name: str, source: str)
         return AESGCM(key).decrypt(nonce, blob[len(header) :], _associated(header, name))
     except InvalidTag:
         raise DecryptionError(
-            f"{source}: refused, it does not authenticate: it was modified, renamed, or "
-            f"encrypted under another key"
+            f"{source}: refused, it does not authenticate: it was modified, renamed, copied "
+            f"from another folder, or encrypted under another key"
         ) from None
 
 
-def encrypt_file(path: Path | str, plaintext: bytes, key: bytes, *, kind: str) -> Path:
-    """Write ``plaintext`` encrypted to ``path`` (atomically: a crash leaves no partial file)."""
+def encrypt_file(
+    path: Path | str, plaintext: bytes, key: bytes, *, kind: str, bind_folder: bool = False
+) -> Path:
+    """Write ``plaintext`` encrypted to ``path`` (atomically: a crash leaves no partial file);
+    with ``bind_folder`` the tag also covers the name of the folder it is in."""
     path = Path(path)
-    return atomic_write(path, encrypt_bytes(plaintext, key, kind=kind, name=path.name))
+    name = _bound_name(path, bind_folder)
+    return atomic_write(path, encrypt_bytes(plaintext, key, kind=kind, name=name))
 
 
-def decrypt_file(path: Path | str, key: bytes, *, kind: str) -> bytes:
+def decrypt_file(path: Path | str, key: bytes, *, kind: str, bind_folder: bool = False) -> bytes:
     """The plaintext of the encrypted file at ``path``, authenticated before it is returned."""
     path = Path(path)
-    return decrypt_bytes(path.read_bytes(), key, kind=kind, name=path.name, source=str(path))
+    name = _bound_name(path, bind_folder)
+    return decrypt_bytes(path.read_bytes(), key, kind=kind, name=name, source=str(path))
 
 
 def save_encrypted_model(path: Path | str, model: NextStepModel, key: bytes) -> Path:
-    """``save_weights`` for a model that must only ever be on disk encrypted."""
-    return encrypt_file(path, model_to_bytes(model), key, kind=MODEL_KIND)
+    """``save_weights`` for a model that must only ever be on disk encrypted, bound to its file
+    and folder names (module doc)."""
+    return encrypt_file(path, model_to_bytes(model), key, kind=MODEL_KIND, bind_folder=True)
 
 
 def load_encrypted_model(path: Path | str, key: bytes) -> NextStepModel:
-    """``load_model`` for an encrypted model: refused unless it authenticates under ``key``."""
-    return model_from_bytes(decrypt_file(path, key, kind=MODEL_KIND), source=str(path))
+    """``load_model`` for an encrypted model: refused unless it authenticates under ``key`` in
+    the folder, and under the name, it was written with."""
+    blob = decrypt_file(path, key, kind=MODEL_KIND, bind_folder=True)
+    return model_from_bytes(blob, source=str(path))
 
 
 def save_run_model(run_dir: Path, model: NextStepModel, key: bytes | None) -> Path:
@@ -145,6 +156,11 @@ def _parse_header(blob: bytes, source: str) -> tuple[bytes, str]:
     except UnicodeDecodeError:
         raise DecryptionError(f"{source}: kind must be ASCII, got bytes") from None
     return blob[:end], kind
+
+
+def _bound_name(path: Path, bind_folder: bool) -> str:
+    """The identity the tag covers: ``<folder>/<file>`` when bound to its folder, else the file."""
+    return f"{path.resolve().parent.name}/{path.name}" if bind_folder else path.name
 
 
 def _associated(header: bytes, name: str) -> bytes:

@@ -25,7 +25,7 @@ from fedpath.errors import ConfigError, DataFormatError
 from fedpath.models.base import NextStepModel
 from fedpath.models.weights_io import load_model
 from fedpath.privacy.audit import verify_audit
-from fedpath.privacy.crypto import load_model_file
+from fedpath.privacy.crypto import load_model_file, save_run_model
 from fedpath.privacy.errors import DecryptionError
 from fedpath.privacy.keys import MODEL_KEY_ENV
 
@@ -141,11 +141,11 @@ def test_a_wrong_key_is_refused(runs: Runs) -> None:
 
 
 def test_one_flipped_byte_is_refused(runs: Runs, tmp_path: Path) -> None:
-    # Prepare: two copies under the run's file name (the name is authenticated too), one altered
-    intact = shutil.copy(runs.encrypted / ENCRYPTED, tmp_path / ENCRYPTED)
-    (tmp_path / "altered").mkdir()
-    altered = tmp_path / "altered" / ENCRYPTED
-    blob = bytearray(Path(intact).read_bytes())
+    # Prepare: two copies of the run folder under its name (file and folder names are
+    # authenticated too), the model of one altered
+    intact = shutil.copytree(runs.encrypted, tmp_path / "a" / runs.encrypted.name) / ENCRYPTED
+    altered = shutil.copytree(runs.encrypted, tmp_path / "b" / runs.encrypted.name) / ENCRYPTED
+    blob = bytearray(altered.read_bytes())
     blob[len(blob) // 2] ^= 0x01
     altered.write_bytes(bytes(blob))
 
@@ -153,6 +153,23 @@ def test_one_flipped_byte_is_refused(runs: Runs, tmp_path: Path) -> None:
     load_model_file(intact, KEY)
     with pytest.raises(DecryptionError, match="does not authenticate"):
         load_model_file(altered, KEY)
+
+
+def test_a_model_copied_from_another_run_folder_under_the_same_name_is_refused(
+    runs: Runs, tmp_path: Path
+) -> None:
+    # Prepare: another run folder with its own encrypted model, same key, same file name
+    other = tmp_path / "train-other-run"
+    other.mkdir()
+    save_run_model(other, load_model_file(runs.encrypted / ENCRYPTED, KEY), KEY)
+    load_model_file(other / ENCRYPTED, KEY)  # its own model loads
+
+    # Execute: the first run's model put in its place
+    shutil.copy(runs.encrypted / ENCRYPTED, other / ENCRYPTED)
+
+    # Assert
+    with pytest.raises(DecryptionError, match=r"train-other-run/model.safetensors.enc: refused"):
+        load_model_file(other / ENCRYPTED, KEY)
 
 
 def test_the_plain_loader_refuses_an_encrypted_model_naming_it(runs: Runs) -> None:
