@@ -43,6 +43,7 @@ GENESIS = "0" * 64
 RUN = "run"  # config and code version
 PARTNER_DATA = "partner_data"  # a partner's data digest, computed on its premises
 ROUND = "round"  # who was asked, who took part, who dropped
+PRIVACY_PLAN = "privacy_plan"  # before training: the DP run id, the most ε a partner may charge
 PRIVACY = "privacy"  # (ε, δ) spent, by the differential-privacy layer
 MODEL = "model"  # hashes of the model and the run's other artifacts
 

@@ -90,22 +90,9 @@ class PartnerPrivacy:
         except LedgerCorruptError as error:
             raise PrivacyRefusal(partner, str(error)) from None
         rounds = rounds_charged(ledger, self.run_id) + 1
-        if count_model:
-            epsilon = accountant.epsilon(
-                noise_multiplier=session.noise_multiplier,
-                sample_rate=1.0,
-                steps=rounds,
-                delta=self.settings.delta,
-            )
-            mechanism = f"gaussian counts sigma={session.noise_multiplier}"
-        else:
-            epsilon = session_epsilon(
-                session, epochs=rounds * epochs_per_round, delta=self.settings.delta
-            )
-            mechanism = (
-                f"dp-sgd sigma={session.noise_multiplier} C={session.clip_norm} "
-                f"q={session.sample_rate}"
-            )
+        epsilon, mechanism = self.epsilon_after(
+            rounds, epochs_per_round=epochs_per_round, count_model=count_model
+        )
         charge_round(
             ledger,
             partner=partner,
@@ -115,6 +102,28 @@ class PartnerPrivacy:
             note=f"round {rounds} of run {self.run_id}: {mechanism}",
         )
         return epsilon
+
+    def epsilon_after(
+        self, rounds: int, *, epochs_per_round: int, count_model: bool
+    ) -> tuple[float, str]:
+        """The run's session-level ε once ``rounds`` rounds are trained, and the mechanism's
+        description: what a partner charges up to, and (for every round) what a run may."""
+        session = self.session
+        if count_model:
+            epsilon = accountant.epsilon(
+                noise_multiplier=session.noise_multiplier,
+                sample_rate=1.0,
+                steps=rounds,
+                delta=self.settings.delta,
+            )
+            return epsilon, f"gaussian counts sigma={session.noise_multiplier}"
+        epsilon = session_epsilon(
+            session, epochs=rounds * epochs_per_round, delta=self.settings.delta
+        )
+        mechanism = (
+            f"dp-sgd sigma={session.noise_multiplier} C={session.clip_norm} q={session.sample_rate}"
+        )
+        return epsilon, mechanism
 
     def training(self) -> SessionDPSGD:
         """DP-SGD over this partner's sessions, for a neural model's ``private`` parameter."""

@@ -1,5 +1,9 @@
 """What a simulated run writes into its audit trail: config, code, data, rounds, artifacts.
 
+The trail is opened before training (config, code, data, and with DP the run id and the most ε
+each partner may charge) and finished after it (rounds, artifacts' hashes), so a run killed
+while its partners charge their ledgers leaves those charges accounted for in the trail.
+
 In a simulation the coordinator process plays every partner, so it computes the partners' data
 digests itself, over the same deterministic partition the federation used; in a deployment each
 partner computes :func:`data_digest` on its premises and sends only the hash.
@@ -16,8 +20,17 @@ import yaml
 
 import fedpath
 from fedpath.pipeline import PreparedData
-from fedpath.privacy.audit import AUDIT_FILE, MODEL, PARTNER_DATA, ROUND, RUN, AuditLog
+from fedpath.privacy.audit import (
+    AUDIT_FILE,
+    MODEL,
+    PARTNER_DATA,
+    PRIVACY_PLAN,
+    ROUND,
+    RUN,
+    AuditLog,
+)
 from fedpath.privacy.digest import data_digest
+from fedpath.privacy.dp_client import PartnerPrivacy
 from fedpath.privacy.durable import file_sha256
 from fedpath.simulations.experiment import ExperimentResult, ExperimentSettings
 from fedpath.simulations.partition import partition
@@ -44,19 +57,10 @@ def code_version() -> str:
     return f"fedpath {fedpath.__version__} (git {described})"
 
 
-def write_simulation_audit(
-    data: PreparedData,
-    settings: ExperimentSettings,
-    result: ExperimentResult,
-    run_dir: Path,
-    *,
-    model_file: str,
+def begin_simulation_audit(
+    data: PreparedData, settings: ExperimentSettings, run_dir: Path
 ) -> AuditLog:
-    """Append the run's lineage to ``run_dir/audit.jsonl``; call once its artifacts are written.
-
-    ``model_file`` is the model's name in ``run_dir``, plain or encrypted: the trail hashes the
-    file as it is on disk.
-    """
+    """Open ``run_dir/audit.jsonl`` with what is known before training: config, code, data."""
     log = AuditLog(run_dir / AUDIT_FILE)
     log.append(
         RUN,
@@ -75,6 +79,40 @@ def write_simulation_audit(
             PARTNER_DATA,
             {"partner": partner.name, "digest": data_digest(partner.data), "sessions": sizes},
         )
+    return log
+
+
+def record_privacy_plan(
+    log: AuditLog, privacy: PartnerPrivacy, *, rounds: int, epochs_per_round: int, count: bool
+) -> None:
+    """Before any partner charges its ledger: the run id its charges carry and the most ε each
+    partner may charge, so a run killed mid-way still has its spending in the trail."""
+    session = privacy.settings.session
+    bound = (
+        None
+        if session is None
+        else privacy.epsilon_after(rounds, epochs_per_round=epochs_per_round, count_model=count)[0]
+    )
+    log.append(
+        PRIVACY_PLAN,
+        {
+            "run_id": privacy.run_id,
+            "delta": privacy.settings.delta,
+            "ledger_dir": None if session is None else session.ledger_dir,
+            "max_session_epsilon_per_partner": bound,
+            "partners": privacy.n_partners,
+        },
+    )
+
+
+def finish_simulation_audit(
+    log: AuditLog, result: ExperimentResult, run_dir: Path, *, model_file: str
+) -> None:
+    """Append the rounds and the artifacts' hashes; call once the artifacts are written.
+
+    ``model_file`` is the model's name in ``run_dir``, plain or encrypted: the trail hashes the
+    file as it is on disk.
+    """
     names = result.federation.partner_names
     for record in result.federation.rounds:
         log.append(
@@ -92,7 +130,6 @@ def write_simulation_audit(
     hashes = {f: file_sha256(run_dir / f) for f in files if (run_dir / f).is_file()}
     log.append(MODEL, {"model": model_file, "sha256": hashes.get(model_file), "files": hashes})
     logger.info("audit trail %s written; head %s (keep it to verify the trail)", log.path, log.head)
-    return log
 
 
 def _config(path: Path) -> dict[str, Any] | None:

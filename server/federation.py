@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -42,6 +42,8 @@ from fedpath.simulations.partition import Partner
 from fedpath.strategies.factory import sampled_partners
 from fedpath.strategies.secure_sum import count_scale
 
+PrivacyCallback = Callable[[PartnerPrivacy, bool], None]  # the run's DP, count model or not
+
 
 @dataclass(frozen=True)
 class FederationResult:
@@ -67,10 +69,14 @@ def run_federation(
     config: FederationConfig,
     *,
     on_round: RoundCallback | None = None,
+    on_privacy: PrivacyCallback | None = None,
 ) -> FederationResult:
     """Train ``config.model`` across ``partitions`` (from ``partition(split, ...)``) with Flower.
 
     ``on_round`` receives each training round's record as soon as its evaluation is in.
+    ``on_privacy`` receives the run's DP (its run id keys the partners' ledger charges) and
+    whether the model counts, before any partner can charge: a run killed later has said what
+    it may spend.
     """
     partners = list(partitions)
     spec = ModelSpec(config.model, split.n_items, dict(config.model_params), config.seed)
@@ -80,6 +86,8 @@ def run_federation(
     gate = _gate_round(config, spec, len(partners))
     after: list[AfterTraining] = [step for step in (funnel, gate) if step is not None]
     privacy = _partner_privacy(config, len(partners))
+    if privacy is not None and on_privacy is not None:
+        on_privacy(privacy, spec.is_count)
     report = None
     started = time.perf_counter()
     with TemporaryDirectory(prefix="fedpath-partners-") as folder:

@@ -22,7 +22,7 @@ from fedpath.evaluate import evaluate
 from fedpath.models.base import NextStepModel
 from fedpath.pipeline import PreparedData
 from fedpath.server.config import FederationConfig
-from fedpath.server.federation import FederationResult, run_federation
+from fedpath.server.federation import FederationResult, PrivacyCallback, run_federation
 from fedpath.server.recorder import RoundRecord
 from fedpath.simulations.partition import PartitionConfig, Partner, partition
 from fedpath.training import TrainSettings, fit_model
@@ -125,11 +125,14 @@ def run_experiment(
     *,
     on_stage: Callable[[str], None] = lambda stage: None,
     on_round: Callable[[RoundRecord], None] | None = None,
+    on_privacy: PrivacyCallback | None = None,
 ) -> ExperimentResult:
     """Partition, federate, and (with baselines) train centralized and local-only models."""
     partners = partition(data.split, settings.partition)
     on_stage(f"federating {len(partners)} partners")
-    federation = run_federation(data.split, partners, settings.federation, on_round=on_round)
+    federation = run_federation(
+        data.split, partners, settings.federation, on_round=on_round, on_privacy=on_privacy
+    )
     personal = None
     if settings.federation.personalization.epochs > 0:
         on_stage("personalizing the global model on each partner")

@@ -11,9 +11,9 @@ import matplotlib.pyplot as plt
 
 from fedpath.pipeline import PreparedData
 from fedpath.plots import plot_curves
-from fedpath.privacy.audit import PRIVACY
+from fedpath.privacy.audit import PRIVACY, AuditLog
 from fedpath.privacy.crypto import save_run_model
-from fedpath.privacy.lineage import write_simulation_audit
+from fedpath.privacy.lineage import finish_simulation_audit
 from fedpath.report import HEADLINE_METRICS, markdown_table
 from fedpath.runfolder import write_json, write_rows_csv
 from fedpath.simulations.experiment import HEADLINE, ExperimentResult, ExperimentSettings
@@ -38,9 +38,11 @@ def write_simulation_run(
     result: ExperimentResult,
     run_dir: Path,
     *,
+    audit: AuditLog,
     model_key: bytes | None = None,
 ) -> None:
-    """Everything a reader of the run needs, beside the resolved config the CLI already wrote.
+    """Everything a reader of the run needs, beside the resolved config the CLI already wrote;
+    ``audit`` is the trail opened before training (``begin_simulation_audit``), finished here.
 
     With ``model_key`` the model is written only encrypted under it (``save_run_model``).
     """
@@ -83,7 +85,7 @@ def write_simulation_run(
     )
     _plot_partner_spread(result, run_dir / "partners.png")
     (run_dir / "report.md").write_text(_report(data, settings, result))
-    audit = write_simulation_audit(data, settings, result, run_dir, model_file=model_file.name)
+    finish_simulation_audit(audit, result, run_dir, model_file=model_file.name)
     if privacy is not None:
         audit.append(PRIVACY, privacy.to_dict())
 
