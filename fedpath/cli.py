@@ -5,7 +5,9 @@ Hydra config is turned into typed values here, at the entry point; nothing below
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,10 +15,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from fedpath.clients.daemon import partner_command
-from fedpath.errors import ConfigError
+from fedpath.errors import ConfigError, FedpathError
 from fedpath.privacy.commands import audit_command
 from fedpath.server.commands import coordinator_command, provision_command, status_command
 
@@ -26,6 +30,31 @@ if TYPE_CHECKING:
 
 CONFIG_PATH = "pkg://fedpath.conf"
 T = TypeVar("T")
+# A user's mistake, not a bug: said in one line on stderr, exit status USER_ERROR.
+USER_ERRORS = (FedpathError, HydraException, OmegaConfBaseException)
+USER_ERROR = 1  # as the argparse commands (partner, provision, audit) refuse
+FULL_ERROR_ENV = "HYDRA_FULL_ERROR"  # set by a user who wants the traceback after all
+
+
+class _Refused(BaseException):
+    """A user's error carried out of a Hydra task: Hydra catches only ``Exception`` there, and
+    would write its own "Error executing job" line and a traceback."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _refusing(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]:
+    @functools.wraps(task)
+    def run(cfg: DictConfig) -> None:
+        try:
+            task(cfg)
+        except USER_ERRORS as error:
+            raise _Refused(error) from error
+
+    return run
+
 
 USAGE = """usage: fedpath <command> [hydra overrides...] [--help]
 
@@ -112,7 +141,7 @@ def _prepare(cfg: DictConfig, run_dir: Path) -> PreparedData:
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     source = DataSource(
         name=cfg.data.name,
-        path=Path(cfg.data.path) if cfg.data.path else None,
+        path=_data_path(cfg.data.path),
         format=cfg.data.format,
         n_sessions=cfg.data.n_sessions,
         complete_sessions=bool(cfg.data.complete_sessions),
@@ -122,7 +151,22 @@ def _prepare(cfg: DictConfig, run_dir: Path) -> PreparedData:
     return prepare(source, ProtocolConfig(**_plain(cfg.protocol)), run_dir, seed=int(cfg.seed))
 
 
+def _data_path(value: str | None) -> Path | None:
+    """``data.path`` as a file that exists, refused here with the fix rather than deep inside."""
+    if not value:
+        return None
+    path = Path(value)
+    if path.is_file():
+        return path
+    problem = "is a folder" if path.is_dir() else "does not exist"
+    raise ConfigError(
+        f"data.path={path} {problem}: give data.path=FILE, an event log file (the shipped "
+        "samples are read from $FEDPATH_SHARED_DATA, else ../shared/data beside the checkout)"
+    )
+
+
 @hydra.main(version_base=None, config_path=CONFIG_PATH, config_name="train")
+@_refusing
 def _train(cfg: DictConfig) -> None:
     from fedpath.report import HEADLINE_METRICS, print_table
     from fedpath.training import train_centralized
@@ -140,6 +184,7 @@ def _train(cfg: DictConfig) -> None:
 
 
 @hydra.main(version_base=None, config_path=CONFIG_PATH, config_name="simulate")
+@_refusing
 def _simulate(cfg: DictConfig) -> None:
     from fedpath.privacy.dp_client import PartnerPrivacy
     from fedpath.privacy.dp_config import PrivacySettings
@@ -220,6 +265,7 @@ def _simulate(cfg: DictConfig) -> None:
 
 
 @hydra.main(version_base=None, config_path=CONFIG_PATH, config_name="synth")
+@_refusing
 def _synth(cfg: DictConfig) -> None:
     from fedpath.synth import SynthConfig, run_synth
 
@@ -250,5 +296,43 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fedpath: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return 2
     sys.argv = [f"fedpath-{command}", *rest]
-    COMMANDS[command]()
-    return 0
+    return _run(COMMANDS[command])
+
+
+def _run(command: Callable[[], None]) -> int:
+    """Run one command; a user's error is one line on stderr and exit status 1, no traceback.
+
+    Hydra prints a trimmed traceback of a config error itself unless ``HYDRA_FULL_ERROR`` is
+    set, in which case it re-raises: so it is set for the command, and the error is said here
+    (or re-raised, traceback and all, when the user set the variable).
+    """
+    wants_traceback = bool(os.environ.get(FULL_ERROR_ENV))
+    os.environ[FULL_ERROR_ENV] = "1"
+    try:
+        command()
+    except _Refused as refused:
+        error: Exception = refused.error
+    except USER_ERRORS as raised:
+        error = raised
+    else:
+        return 0
+    finally:
+        if not wants_traceback:
+            del os.environ[FULL_ERROR_ENV]
+    if wants_traceback:
+        raise error
+    print(f"fedpath: error: {_one_line(error)}", file=sys.stderr)
+    return USER_ERROR
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line: Hydra's and OmegaConf's span several."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if isinstance(error, MissingConfigException) and error.options:
+        lines = [f"{lines[0]}; choose one of: {', '.join(error.options)}"]
+    elif isinstance(error, OmegaConfBaseException):
+        lines = lines[:1]  # then full_key / object_type lines, for a debugger
+    cause = error.__cause__
+    if isinstance(cause, OmegaConfBaseException):
+        lines.append(f"({_one_line(cause)})")
+    return " ".join(lines) or type(error).__name__

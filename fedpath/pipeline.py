@@ -17,6 +17,7 @@ from fedpath.data.containers import Cases, SplitDataset
 from fedpath.data.loader import LoadedLog, load_events
 from fedpath.data.protocol import ProtocolConfig, apply_protocol
 from fedpath.data.sessionize import sessionize
+from fedpath.errors import DataFormatError
 from fedpath.metrics.funnel import Funnel, funnel
 from fedpath.privacy.keys import pseudonym_key
 from fedpath.privacy.pseudonymize import pseudonymize
@@ -96,6 +97,12 @@ def prepare(
             path,
             loaded.n_quarantined,
             loaded.quarantine_path,
+        )
+    if loaded.events.empty:
+        kept = f" (see {loaded.quarantine_path})" if loaded.n_quarantined else ""
+        raise DataFormatError(
+            f"{path}: must hold at least one valid event, got {loaded.n_rows} rows, "
+            f"{loaded.n_quarantined} quarantined{kept}: give a log with events below its header"
         )
     if source.complete_sessions:
         protocol = replace(protocol, censor_window_minutes=None)

@@ -23,11 +23,28 @@ def load_service_config(name: str, override: Path | None = None) -> dict[str, An
     defaults = yaml.safe_load((files("fedpath.conf") / f"{name}.yaml").read_text())
     if override is None:
         return defaults
+    return _merge(defaults, read_yaml(Path(override)) or {}, str(override), "")
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML document in ``path``, else a ConfigError naming the file, the place and the fix
+    in one line (yaml's own messages span several, and a decoding error is no yaml error)."""
     try:
-        changes = yaml.safe_load(Path(override).read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"{override}: must be a readable YAML file, got {error}") from None
-    return _merge(defaults, changes, str(override), "")
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: must be UTF-8 text, got byte 0x{error.object[error.start]:02x} at offset "
+            f"{error.start}: save the file as UTF-8"
+        ) from None
+    except OSError as error:
+        raise ConfigError(f"{path}: must be a readable file, got {error.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{path}: must be valid YAML, got {problem}{where}") from None
 
 
 def _merge(base: dict[str, Any], changes: Any, source: str, prefix: str) -> dict[str, Any]:

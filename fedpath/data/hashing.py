@@ -15,9 +15,12 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from fedpath.errors import ConfigError
 
 MIN_KEY_BYTES = 16
 BUCKET_PREFIX = "h"
@@ -29,6 +32,21 @@ def check_key(key: bytes) -> None:
         raise TypeError(f"key must be bytes, got {type(key).__name__}")
     if len(key) < MIN_KEY_BYTES:
         raise ValueError(f"key must be at least {MIN_KEY_BYTES} bytes, got {len(key)}")
+
+
+def read_item_key(path: Path) -> bytes:
+    """The partners' item key from its file (raw bytes), refused with the file named: it is
+    the file a user gets wrong (a path, a truncated copy), not the bytes."""
+    try:
+        key = Path(path).read_bytes()
+    except OSError as error:
+        raise ConfigError(f"item key file {path} must be readable, got {error.strerror}") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigError(
+            f"item key file {path} must hold at least {MIN_KEY_BYTES} bytes, got {len(key)}: "
+            "use the item.key that `fedpath provision` wrote (or `head -c 32 /dev/urandom`)"
+        )
+    return key
 
 
 def keyed_digest(key: bytes, text: str) -> bytes:

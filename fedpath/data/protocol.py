@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from fedpath.data.containers import Session, SplitDataset
-from fedpath.data.hashing import ItemHasher, hash_items
+from fedpath.data.hashing import ItemHasher, hash_items, read_item_key
 from fedpath.data.sessionize import MS_PER_MINUTE, sessionize
 from fedpath.errors import ConfigError
 
@@ -110,7 +110,7 @@ def apply_protocol(events: pd.DataFrame, config: ProtocolConfig | None = None) -
     config = config or ProtocolConfig()
     events = sessionize(events, gap_minutes=config.gap_minutes)
     if config.item_buckets is not None:
-        key = config.item_key_path.read_bytes()  # type: ignore[union-attr]
+        key = read_item_key(config.item_key_path)  # type: ignore[arg-type]
         events = hash_items(events, ItemHasher(key, config.item_buckets))
     if events["item_id"].isna().any():
         first = int(np.flatnonzero(events["item_id"].isna().to_numpy())[0])
@@ -277,10 +277,11 @@ def _rank_sessions(
     """Rows reordered into split order, each tagged with its session's rank; train/valid sizes."""
     kept = paths.session[paths.heads()]
     if len(kept) == 0:
-        raise ValueError(
+        raise ConfigError(
             "events must keep at least one session after the filters "
             f"(min_item_count={config.min_item_count}, "
-            f"min_session_length={config.min_session_length}), got 0"
+            f"min_session_length={config.min_session_length}), got 0: lower them or give a "
+            "log of more sessions"
         )
     ranking = pd.DataFrame({"start": start[kept], "key": keys[kept]})
     ordered = kept[ranking.sort_values(["start", "key"], kind="stable").index.to_numpy()]
@@ -295,7 +296,7 @@ def _rank_sessions(
     n_valid = _round_half_up(config.valid_fraction * len(ordered))
     n_train = len(ordered) - n_test - n_valid
     if n_train < 1:
-        raise ValueError(
+        raise ConfigError(
             f"the split must leave at least one train session, got {len(ordered)} sessions "
             f"with valid_fraction={config.valid_fraction}, test_fraction={config.test_fraction}"
         )

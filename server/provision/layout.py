@@ -27,6 +27,7 @@ import yaml
 
 from fedpath.errors import ConfigError
 from fedpath.server.provision.contract import FederationContract
+from fedpath.server.yamlconf import read_yaml
 
 COORDINATOR_CONFIG = "coordinator.yaml"
 PARTNER_CONFIG = "partner.yaml"
@@ -186,10 +187,7 @@ def load_bundle(root: Path) -> Bundle:
 
 def _read(path: Path) -> tuple[dict[str, Any], str]:
     source = str(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"{source}: must be a readable YAML file, got {error}") from None
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: must be a YAML mapping, got {data!r}")
     return data, source

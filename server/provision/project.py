@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fedpath.errors import ConfigError
 from fedpath.server.provision.contract import FederationContract
+from fedpath.server.yamlconf import read_yaml
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 MIN_PARTNERS = 2  # SecAgg+ and a mean both need two updates
@@ -66,11 +65,7 @@ class Project:
 def load_project(path: Path) -> Project:
     """Read and check a project file; every error names the file and the field."""
     source = str(path)
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"{source}: must be a readable YAML project file, got {error}") from None
-    data = _mapping(data, source, "the project")
+    data = _mapping(read_yaml(Path(path)), source, "the project")
     _known(data, source, "", {"name", "validity_days", "coordinator", "partners", "federation"})
     name = _name(data.get("name"), source, "name")
     days = data.get("validity_days", 365)
