@@ -20,7 +20,7 @@ from hydra.errors import MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 
 from fedpath.errors import ConfigError
-from fedpath.pipeline import DataSource
+from fedpath.simulations.pipeline import DataSource
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

@@ -49,9 +49,9 @@ import fedpath.models
 from fedpath.data.protocol import ProtocolConfig
 from fedpath.evaluate import evaluate
 from fedpath.models.registry import MODELS, model_class
-from fedpath.pipeline import DataSource, prepare
 from fedpath.report import markdown_table, print_table
 from fedpath.runfolder import write_json
+from fedpath.simulations.pipeline import DataSource, prepare
 
 LOGS = ("diginetica", "rees46")
 COUNT_MODELS = ("popularity", "markov", "cooccurrence")  # deterministic: one run, no seeds

@@ -55,10 +55,10 @@ def deployed(rounds: int) -> list[float]:
 
 def simulated(rounds: int) -> list[float]:
     from fedpath.data.protocol import ProtocolConfig
-    from fedpath.pipeline import DataSource, prepare
-    from fedpath.server.config import FederationConfig
-    from fedpath.server.federation import run_federation
+    from fedpath.federation.config import FederationConfig
+    from fedpath.simulations.federation import run_federation
     from fedpath.simulations.partition import PartitionConfig, partition
+    from fedpath.simulations.pipeline import DataSource, prepare
 
     with tempfile.TemporaryDirectory(prefix="fedpath-sim-") as tmp:
         data = prepare(DataSource("rees46", REES46, format="rees46"), ProtocolConfig(), Path(tmp))

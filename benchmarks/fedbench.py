@@ -23,7 +23,7 @@ from typing import Any
 
 from common import plain, train_config
 
-from fedpath.server.config import FederationConfig
+from fedpath.federation.config import FederationConfig
 
 POLL_SECONDS = 0.5
 

@@ -52,13 +52,13 @@ from fedbench import finish_meta, in_fresh_process, run_meta
 
 from fedpath.data.containers import Session, SplitDataset
 from fedpath.data.protocol import ProtocolConfig
-from fedpath.pipeline import PreparedData, prepare
+from fedpath.federation.config import FederationConfig
 from fedpath.report import print_table
 from fedpath.runfolder import write_json
-from fedpath.server.config import FederationConfig
 from fedpath.simulations.experiment import ExperimentResult, ExperimentSettings, run_experiment
 from fedpath.simulations.partition import PartitionConfig
-from fedpath.training import TrainSettings, fit_model
+from fedpath.simulations.pipeline import PreparedData, prepare
+from fedpath.simulations.training import TrainSettings, fit_model
 
 LOGS = ("diginetica", "rees46")
 NEURAL_MODELS = ("gru4rec", "sasrec")

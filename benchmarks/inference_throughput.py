@@ -30,9 +30,9 @@ from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import Cases
 from fedpath.data.protocol import ProtocolConfig
 from fedpath.models.registry import build_model
-from fedpath.pipeline import prepare
 from fedpath.report import print_table
 from fedpath.runfolder import write_json
+from fedpath.simulations.pipeline import prepare
 
 MODELS = ("gru4rec", "sasrec", "narm")
 LARGE_VOCAB = 20_000

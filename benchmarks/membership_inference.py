@@ -33,13 +33,13 @@ from fedpath.data.cases import expand_prefixes
 from fedpath.data.protocol import ProtocolConfig
 from fedpath.evaluate import evaluate
 from fedpath.models.registry import build_model
-from fedpath.pipeline import prepare
-from fedpath.privacy.dp_client import session_epsilon
-from fedpath.privacy.dp_config import SessionDP
-from fedpath.privacy.dp_session import SessionDPSGD
+from fedpath.privacy.dp.client import session_epsilon
+from fedpath.privacy.dp.config import SessionDP
+from fedpath.privacy.dp.session import SessionDPSGD
 from fedpath.privacy.membership import loss_threshold_auc, split_members
 from fedpath.report import print_table
 from fedpath.runfolder import write_json
+from fedpath.simulations.pipeline import prepare
 
 DELTA = 1e-5
 CLIP = 1.0

@@ -46,14 +46,14 @@ from fedbench import finish_meta, gru4rec_federation, in_fresh_process, run_meta
 
 from fedpath.data.protocol import ProtocolConfig
 from fedpath.evaluate import evaluate
-from fedpath.pipeline import DataSource, prepare
-from fedpath.privacy.accountant import noise_for_epsilon
-from fedpath.privacy.dp_config import PartnerDP, PrivacySettings, SessionDP
+from fedpath.federation.config import FunnelSettings, SecAggSettings
+from fedpath.privacy.dp.accountant import noise_for_epsilon
+from fedpath.privacy.dp.config import PartnerDP, PrivacySettings, SessionDP
 from fedpath.report import print_table
 from fedpath.runfolder import write_json
-from fedpath.server.config import FunnelSettings, SecAggSettings
-from fedpath.server.federation import run_federation
+from fedpath.simulations.federation import run_federation
 from fedpath.simulations.partition import PartitionConfig, partition
+from fedpath.simulations.pipeline import DataSource, prepare
 from fedpath.synth import SynthConfig, run_synth
 
 DELTA = 1e-5

@@ -42,12 +42,12 @@ from fedbench import (
 )
 
 from fedpath.data.protocol import ProtocolConfig
-from fedpath.pipeline import DataSource, prepare
+from fedpath.federation.config import FederationConfig
 from fedpath.report import print_table
 from fedpath.runfolder import write_json
-from fedpath.server.config import FederationConfig
-from fedpath.server.federation import run_federation
+from fedpath.simulations.federation import run_federation
 from fedpath.simulations.partition import PartitionConfig, partition
+from fedpath.simulations.pipeline import DataSource, prepare
 from fedpath.synth import SynthConfig, run_synth
 
 SIZES = (10, 100, 1000)

@@ -51,13 +51,13 @@ from fedbench import (
 
 from fedpath.data.containers import SplitDataset
 from fedpath.data.protocol import ProtocolConfig
-from fedpath.pipeline import PreparedData, prepare
+from fedpath.federation.config import FederationConfig, SecAggSettings
 from fedpath.report import print_table
 from fedpath.runfolder import write_json
-from fedpath.server.config import FederationConfig, SecAggSettings
-from fedpath.server.federation import run_federation
-from fedpath.server.workflow import log_shares
+from fedpath.simulations.federation import run_federation
 from fedpath.simulations.partition import PartitionConfig, partition
+from fedpath.simulations.pipeline import PreparedData, prepare
+from fedpath.strategies.workflow import log_shares
 
 SIZES, QUICK_SIZES = (10, 100), (10,)
 ROUNDS, QUICK_ROUNDS = 5, 3

@@ -42,8 +42,8 @@ def prepare_partner(model: str, folder: Path) -> Path:
     """Provision, prepare alpha's data, train and promote its model; return its bundle."""
     from fedpath.clients.local_data import prepare_local_data
     from fedpath.clients.store import load_partner
+    from fedpath.federation.registry import ModelRegistry
     from fedpath.server.provision import load_bundle, load_project, provision
-    from fedpath.server.registry import ModelRegistry
 
     (folder / "project.yaml").write_text(PROJECT % (model, MODEL_PARAMS[model]))
     kit = provision(load_project(folder / "project.yaml"), folder / "kit")

@@ -10,7 +10,7 @@ from flwr.common import Context
 
 from fedpath.clients.client import ClientSettings, PartnerClient
 from fedpath.clients.store import load_partner
-from fedpath.server.keys import PARTITION_ID
+from fedpath.federation.keys import PARTITION_ID
 
 
 def make_client_fn(settings: ClientSettings) -> Callable[[Context], Client]:

@@ -20,15 +20,10 @@ from flwr.client import NumPyClient
 from flwr.common import NDArrays, Scalar
 
 from fedpath.clients.faults import FaultPlan, PartnerDropout, poison
-from fedpath.clients.spec import ModelSpec
 from fedpath.clients.store import load_paths
 from fedpath.data.containers import Cases
 from fedpath.evaluate import evaluate
-from fedpath.metrics.funnel import path_funnel_counts
-from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD
-from fedpath.privacy.dp_budget import SESSION_EPSILON
-from fedpath.privacy.dp_counts import encode_signed_counts
-from fedpath.server.keys import (
+from fedpath.federation.keys import (
     COUNT_SCALE,
     EVAL_SPLIT,
     FUNNEL_CHANNELS,
@@ -42,10 +37,15 @@ from fedpath.server.keys import (
     TRAIN_LOSS,
     TRAIN_TASK,
 )
+from fedpath.federation.spec import ModelSpec
+from fedpath.metrics.funnel import path_funnel_counts
+from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD
+from fedpath.privacy.dp.budget import SESSION_EPSILON
+from fedpath.privacy.dp.counts import encode_signed_counts
 from fedpath.strategies.secure_sum import encode_counts
 
 if TYPE_CHECKING:
-    from fedpath.privacy.dp_client import PartnerPrivacy
+    from fedpath.privacy.dp.client import PartnerPrivacy
 
 EVAL_SPLITS = ("valid", "test")
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
@@ -24,10 +23,11 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from fedpath.clients.supervisor import SupernodeSettings, SupernodeSupervisor
 from fedpath.errors import FedpathError
+from fedpath.federation.flower_env import flower_env
 
 if TYPE_CHECKING:  # the command module stays light: `fedpath` imports it on every call
     from fedpath.clients.serving import PredictionService, ServingSettings
-    from fedpath.server.provision.layout import Bundle
+    from fedpath.federation.layout import Bundle
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def supernode_command(bundle: Bundle, runtime: Path, settings: SupernodeSettings
     """The ``flower-supernode`` invocation (through ``fedpath.clients.supernode``, which exits
     when the connection ends): TLS to the coordinator, node authentication."""
     from fedpath.clients.deployed_app import RUNTIME_KEY
-    from fedpath.server.keys import PARTITION_ID
+    from fedpath.federation.keys import PARTITION_ID
 
     node_config = (
         f"{PARTITION_ID}={bundle.index} num-partitions={bundle.n_partners} "
@@ -112,25 +112,12 @@ def supernode_command(bundle: Bundle, runtime: Path, settings: SupernodeSettings
     ]
 
 
-def flower_env(flwr_home: Path) -> dict[str, str]:
-    """The environment of a Flower process: it starts ``flower-superexec`` and
-    ``flwr-clientapp`` by name, so this interpreter's scripts folder must be on PATH, and it
-    installs each run's app under ``FLWR_HOME``, kept inside this side's own folder."""
-    scripts = str(Path(sys.executable).parent)
-    return {
-        **os.environ,
-        "PATH": f"{scripts}{os.pathsep}{os.environ.get('PATH', '')}",
-        "FLWR_HOME": str(flwr_home),
-        "PYTHONUNBUFFERED": "1",  # their logs reach ours line by line, not in late blocks
-    }
-
-
 def run_partner(bundle_dir: Path, data: Path, work: Path, settings: PartnerSettings) -> None:
     """Prepare, serve, and keep the SuperNode connected until SIGTERM / SIGINT."""
     from fedpath.clients.local_data import CASES, prepare_local_data
     from fedpath.clients.partner import Runtime
     from fedpath.clients.serving_server import serving_token, start_server
-    from fedpath.server.provision.layout import load_bundle
+    from fedpath.federation.layout import load_bundle
 
     bundle = load_bundle(bundle_dir)
     token = serving_token(settings.serving.host, bundle.serving_token)  # refused before any work
@@ -199,8 +186,8 @@ def partner_command() -> None:
     parser.add_argument("--runtime-port", type=int, help="the SuperNode's local Runtime API port")
     args = parser.parse_args()
 
-    from fedpath.server.telemetry import configure_json_logging
-    from fedpath.server.yamlconf import load_service_config
+    from fedpath.telemetry import configure_json_logging
+    from fedpath.yamlconf import load_service_config
 
     configure_json_logging()
     try:

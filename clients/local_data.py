@@ -30,9 +30,9 @@ from fedpath.data.hashing import BUCKET_PREFIX, ItemHasher
 from fedpath.data.loader import load_events
 from fedpath.data.protocol import apply_protocol
 from fedpath.errors import ConfigError, DataFormatError
+from fedpath.federation.layout import Bundle
 from fedpath.privacy.keys import PSEUDONYM_KEY_ENV, pseudonym_key
 from fedpath.privacy.pseudonymize import pseudonymize
-from fedpath.server.provision.layout import Bundle
 
 log = logging.getLogger(__name__)
 

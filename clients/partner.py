@@ -4,9 +4,9 @@ a real partner adds.
 * Its weight in the mean is capped at the contract's ``max_weight``: SecAgg+ scales an update by
   ``weight / max_weight`` before masking and overflows above 1, so a partner larger than the
   bound reports the bound (and says so in its log).
-* A publish round (``fedpath.server.publish``) carries the promoted model: the partner files it
-  in its local registry under the coordinator's version number and promotes it there, where its
-  prediction server picks it up; it then evaluates it like any round.
+* A publish round (``fedpath.server.deployed.publish``) carries the promoted model: the partner
+  files it in its local registry under the coordinator's version number and promotes it there,
+  where its prediction server picks it up; it then evaluates it like any round.
 
 The runtime file is how the partner daemon tells the ClientApp process where things are.
 """
@@ -24,10 +24,10 @@ from fedpath.clients.client import ClientSettings, PartnerClient
 from fedpath.clients.store import load_partner
 from fedpath.data.containers import Cases
 from fedpath.errors import ConfigError
+from fedpath.federation.keys import PUBLISH_CARD, PUBLISH_DECISION, PUBLISH_VERSION
+from fedpath.federation.layout import load_bundle
+from fedpath.federation.registry import ModelRegistry
 from fedpath.privacy.keys import model_key
-from fedpath.server.keys import PUBLISH_CARD, PUBLISH_DECISION, PUBLISH_VERSION
-from fedpath.server.provision.layout import load_bundle
-from fedpath.server.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from fedpath.data.cases import expand_prefixes
-from fedpath.data.containers import Cases
+from fedpath.data.containers import Cases, Partner
 from fedpath.errors import ConfigError
 from fedpath.evaluate import evaluate
+from fedpath.federation.config import FederationConfig
 from fedpath.models.base import NextStepModel
 from fedpath.models.neural import VALID_K, NeuralNextStepModel
-from fedpath.server.config import FederationConfig
-from fedpath.simulations.partition import Partner
 
 SELECTION_METRIC = f"recall@{VALID_K}"  # what a partner's valid cases judge a copy on
 

@@ -29,10 +29,10 @@ import numpy as np
 from fedpath.clients.drift import DriftMonitor, DriftScores, DriftSettings
 from fedpath.data.containers import PAD, Cases
 from fedpath.data.hashing import ItemHasher
+from fedpath.federation.registry import ModelRegistry
 from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD, NextStepModel
 from fedpath.schema import ACTION_NAMES, Action
-from fedpath.server.registry import ModelRegistry
-from fedpath.server.telemetry import Metric, prometheus_text
+from fedpath.telemetry import Metric, prometheus_text
 
 log = logging.getLogger(__name__)
 

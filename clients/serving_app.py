@@ -24,7 +24,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fedpath.clients.serving import PredictionService, RequestError, answer, parse_request
-from fedpath.server.endpoint import PROMETHEUS_TEXT
+from fedpath.telemetry import PROMETHEUS_TEXT
 
 log = logging.getLogger(__name__)
 

@@ -191,7 +191,7 @@ def _log_config() -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "fedpath.server.telemetry.JsonFormatter"}},
+        "formatters": {"json": {"()": "fedpath.telemetry.JsonFormatter"}},
         "handlers": {
             "json": {
                 "class": "logging.StreamHandler",

@@ -22,11 +22,11 @@ from omegaconf.errors import OmegaConfBaseException
 from fedpath.clients.daemon import partner_command
 from fedpath.errors import ConfigError, FedpathError
 from fedpath.privacy.commands import audit_command
-from fedpath.server.commands import coordinator_command, provision_command, status_command
+from fedpath.server.deployed.commands import coordinator_command, provision_command, status_command
 
 if TYPE_CHECKING:
-    from fedpath.pipeline import PreparedData
-    from fedpath.training import TrainSettings
+    from fedpath.simulations.pipeline import PreparedData
+    from fedpath.simulations.training import TrainSettings
 
 CONFIG_PATH = "pkg://fedpath.conf"
 T = TypeVar("T")
@@ -103,7 +103,7 @@ def _run_dir() -> Path:
 
 
 def _train_settings(cfg: DictConfig) -> TrainSettings:
-    from fedpath.training import TrainSettings
+    from fedpath.simulations.training import TrainSettings
 
     model_params = _plain(cfg.model)
     return TrainSettings(
@@ -136,7 +136,7 @@ def _model_key(cfg: DictConfig) -> bytes | None:
 
 def _prepare(cfg: DictConfig, run_dir: Path) -> PreparedData:
     from fedpath.data.protocol import ProtocolConfig
-    from fedpath.pipeline import DataSource, prepare
+    from fedpath.simulations.pipeline import DataSource, prepare
 
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     source = DataSource(
@@ -169,7 +169,7 @@ def _data_path(value: str | None) -> Path | None:
 @_refusing
 def _train(cfg: DictConfig) -> None:
     from fedpath.report import HEADLINE_METRICS, print_table
-    from fedpath.training import train_centralized
+    from fedpath.simulations.training import train_centralized
 
     run_dir = _run_dir()
     settings = _train_settings(cfg)
@@ -186,11 +186,7 @@ def _train(cfg: DictConfig) -> None:
 @hydra.main(version_base=None, config_path=CONFIG_PATH, config_name="simulate")
 @_refusing
 def _simulate(cfg: DictConfig) -> None:
-    from fedpath.privacy.dp_client import PartnerPrivacy
-    from fedpath.privacy.dp_config import PrivacySettings
-    from fedpath.privacy.lineage import begin_simulation_audit, record_privacy_plan
-    from fedpath.report import HEADLINE_METRICS, print_table
-    from fedpath.server.config import (
+    from fedpath.federation.config import (
         FaultSettings,
         FederationConfig,
         FunnelSettings,
@@ -198,7 +194,11 @@ def _simulate(cfg: DictConfig) -> None:
         PersonalizationSettings,
         SecAggSettings,
     )
+    from fedpath.privacy.dp.client import PartnerPrivacy
+    from fedpath.privacy.dp.config import PrivacySettings
+    from fedpath.report import HEADLINE_METRICS, print_table
     from fedpath.simulations.experiment import ExperimentSettings, run_experiment
+    from fedpath.simulations.lineage import begin_simulation_audit, record_privacy_plan
     from fedpath.simulations.partition import PartitionConfig
     from fedpath.simulations.progress import RoundProgress
     from fedpath.simulations.termination import ray_ends_with_run

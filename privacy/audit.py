@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from fedpath.privacy.durable import (
+from fedpath.durable import (
     append_line,
     atomic_write,
     canonical_json,

@@ -80,7 +80,7 @@ def partner_command() -> None:
 
 
 def _recover_ledger(path: Path, epsilon: float | None, delta: float | None) -> None:
-    from fedpath.privacy.ledger import LedgerLog
+    from fedpath.privacy.dp.ledger import LedgerLog
 
     try:
         entry = LedgerLog(path).recover(epsilon=epsilon, delta=delta)

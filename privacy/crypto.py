@@ -24,6 +24,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from fedpath.durable import atomic_write
 from fedpath.errors import ConfigError
 from fedpath.models.base import NextStepModel
 from fedpath.models.weights_io import (
@@ -33,7 +34,6 @@ from fedpath.models.weights_io import (
     model_to_bytes,
     save_weights,
 )
-from fedpath.privacy.durable import atomic_write
 from fedpath.privacy.errors import DecryptionError
 from fedpath.privacy.keys import AES_KEY_BYTES, model_key
 

@@ -20,9 +20,9 @@ import pandas as pd
 
 from fedpath.data.loader import load_events
 from fedpath.data.records import is_parquet
+from fedpath.durable import atomic_write, file_sha256
 from fedpath.errors import DataFormatError
-from fedpath.privacy.durable import atomic_write, file_sha256
-from fedpath.privacy.ledger import ERASURE, LedgerEntry, LedgerLog
+from fedpath.privacy.dp.ledger import ERASURE, LedgerEntry, LedgerLog
 from fedpath.privacy.pseudonymize import pseudonym
 from fedpath.schema import conform
 

@@ -14,7 +14,7 @@ from flwr.server.workflow import DefaultWorkflow
 from flwr.server.workflow.constant import MAIN_PARAMS_RECORD
 
 from fedpath.errors import FedpathError
-from fedpath.server.meter import ByteMeter
+from fedpath.strategies.meter import ByteMeter
 
 REGISTRATION_POLL_S = 0.2
 

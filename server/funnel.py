@@ -17,11 +17,11 @@ from flwr.common import Context, Scalar
 from flwr.server import Grid
 from flwr.server.workflow import DefaultWorkflow
 
+from fedpath.federation.keys import COUNT_SCALE, FUNNEL_CHANNELS, FUNNEL_TASK, TASK
 from fedpath.metrics.funnel import STAGES, Funnel
 from fedpath.server.app import run_rounds
-from fedpath.server.keys import COUNT_SCALE, FUNNEL_CHANNELS, FUNNEL_TASK, TASK
-from fedpath.server.recorder import RoundRecorder
 from fedpath.strategies.factory import StrategyWiring
+from fedpath.strategies.recorder import RoundRecorder
 from fedpath.strategies.secure_sum import SecureSum
 
 

@@ -17,12 +17,12 @@ from flwr.server import Grid
 from flwr.server.strategy import FedAvg
 from flwr.server.workflow import DefaultWorkflow
 
+from fedpath.federation.config import GateSettings
+from fedpath.federation.keys import EVAL_SPLIT, SERVER_ROUND
 from fedpath.server.app import run_rounds
-from fedpath.server.config import GateSettings
-from fedpath.server.keys import EVAL_SPLIT, SERVER_ROUND
-from fedpath.server.metrics import pooled_eval_metrics
-from fedpath.server.recorder import RoundRecorder
 from fedpath.strategies.factory import StrategyWiring
+from fedpath.strategies.metrics import pooled_eval_metrics
+from fedpath.strategies.recorder import RoundRecorder
 
 
 @dataclass(frozen=True)

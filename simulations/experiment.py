@@ -17,15 +17,15 @@ import numpy as np
 
 from fedpath.clients.personalize import PersonalScores, personalization_scores
 from fedpath.data.cases import expand_prefixes
-from fedpath.data.containers import Cases
+from fedpath.data.containers import Cases, Partner
 from fedpath.evaluate import evaluate
+from fedpath.federation.config import FederationConfig
 from fedpath.models.base import NextStepModel
-from fedpath.pipeline import PreparedData
-from fedpath.server.config import FederationConfig
-from fedpath.server.federation import FederationResult, PrivacyCallback, run_federation
-from fedpath.server.recorder import RoundRecord
-from fedpath.simulations.partition import PartitionConfig, Partner, partition
-from fedpath.training import TrainSettings, fit_model
+from fedpath.simulations.federation import FederationResult, PrivacyCallback, run_federation
+from fedpath.simulations.partition import PartitionConfig, partition
+from fedpath.simulations.pipeline import PreparedData
+from fedpath.simulations.training import TrainSettings, fit_model
+from fedpath.strategies.recorder import RoundRecord
 
 HEADLINE = "recall@20"
 

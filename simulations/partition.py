@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedpath.data.containers import Session, SplitDataset
+from fedpath.data.containers import Partner, Session, SplitDataset
 from fedpath.errors import ConfigError
 
 SCHEMES = ("natural", "dirichlet", "iid")
@@ -49,15 +49,6 @@ class PartitionConfig:
             raise ConfigError(f"partition.alpha must be > 0, got {self.alpha}")
         if self.by not in NATURAL_KEYS:
             raise ConfigError(f"partition.by must be one of {NATURAL_KEYS}, got {self.by!r}")
-
-
-@dataclass(frozen=True)
-class Partner:
-    """One simulated data island: its sessions over the global vocabulary, and a readable name."""
-
-    index: int
-    name: str
-    data: SplitDataset
 
 
 def partition(split: SplitDataset, config: PartitionConfig) -> list[Partner]:

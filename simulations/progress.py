@@ -7,7 +7,7 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fedpath.server.recorder import RoundRecord
+from fedpath.strategies.recorder import RoundRecord
 
 
 class RoundProgress:

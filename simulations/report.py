@@ -9,14 +9,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from fedpath.pipeline import PreparedData
 from fedpath.plots import plot_curves
 from fedpath.privacy.audit import PRIVACY, AuditLog
 from fedpath.privacy.crypto import save_run_model
-from fedpath.privacy.lineage import finish_simulation_audit
 from fedpath.report import HEADLINE_METRICS, markdown_table
 from fedpath.runfolder import write_json, write_rows_csv
 from fedpath.simulations.experiment import HEADLINE, ExperimentResult, ExperimentSettings
+from fedpath.simulations.lineage import finish_simulation_audit
+from fedpath.simulations.pipeline import PreparedData
 
 ROUND_CURVES = ("loss", "recall@20", "mrr@20", "action_accuracy", "round_seconds")
 ROUND_COLUMNS = (

@@ -31,10 +31,9 @@ from flwr.server.strategy import (
 )
 
 from fedpath.errors import ConfigError
-from fedpath.privacy.dp_config import PrivacySettings
-from fedpath.privacy.dp_counts import NonNegativeSum
-from fedpath.privacy.dp_partner import wrap_strategy
-from fedpath.strategies.secure_sum import SecureSum
+from fedpath.privacy.dp.config import PrivacySettings
+from fedpath.privacy.dp.partner import wrap_strategy
+from fedpath.strategies.secure_sum import NonNegativeSum, SecureSum
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "fedavg": FedAvg,
@@ -101,7 +100,7 @@ def build_strategy(
     """The Flower strategy ``name`` with its algorithm ``params`` and the federation's wiring.
 
     With ``privacy``, noisy count sums are clipped at 0 and partner-level DP wraps the strategy
-    in Flower's DP wrapper (``fedpath.privacy.dp_partner``).
+    in Flower's DP wrapper (``fedpath.privacy.dp.partner``).
     """
     if name not in STRATEGIES:
         raise ConfigError(f"strategy must be one of {sorted(STRATEGIES)}, got {name!r}")

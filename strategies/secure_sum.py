@@ -102,3 +102,10 @@ class SecureSum(FedAvg):
     def released(self, total: list[np.ndarray]) -> list[np.ndarray]:
         """The sum as the server releases it: exact here; a subclass may post-process it."""
         return total
+
+
+class NonNegativeSum(SecureSum):
+    """The secure sum of noisy counts, clipped at 0: a count below zero is only noise."""
+
+    def released(self, total: list[np.ndarray]) -> list[np.ndarray]:
+        return [np.maximum(array, 0) for array in total]

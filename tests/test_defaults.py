@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from fedpath.privacy.dp_config import PartnerDP, PrivacySettings, SessionDP
-from fedpath.server.config import (
+from fedpath.federation.config import (
     FaultSettings,
     FederationConfig,
     FunnelSettings,
@@ -24,6 +23,7 @@ from fedpath.server.config import (
     PersonalizationSettings,
     SecAggSettings,
 )
+from fedpath.privacy.dp.config import PartnerDP, PrivacySettings, SessionDP
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

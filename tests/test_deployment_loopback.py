@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 from deployment_loopback import FEDPATH, PARTNERS, Loopback, http
 
-from fedpath.clients.daemon import SupernodeSettings, flower_env, supernode_command
+from fedpath.clients.daemon import SupernodeSettings, supernode_command
+from fedpath.federation.flower_env import flower_env
+from fedpath.federation.registry import ModelRegistry
 from fedpath.server.provision import load_bundle, pki, provision
 from fedpath.server.provision.project import load_project
-from fedpath.server.registry import ModelRegistry
 
 MARKOV = {"model": "markov", "item_buckets": 512}
 

@@ -26,21 +26,21 @@ from fedpath.clients.partner import Runtime, load_deployed_partner
 from fedpath.clients.store import load_partner
 from fedpath.data.hashing import ItemHasher
 from fedpath.errors import ConfigError
-from fedpath.privacy.keys import PSEUDONYM_KEY_ENV
-from fedpath.privacy.scan import opaque_files, scan_for_raw_ids
-from fedpath.server.coordinator import Coordinator, choose_campaign
-from fedpath.server.deployment import coordinator_settings, read_plan, write_plan
-from fedpath.server.keys import (
+from fedpath.federation.keys import (
     LOCAL_EPOCHS,
     PUBLISH_CARD,
     PUBLISH_DECISION,
     PUBLISH_VERSION,
     SERVER_ROUND,
 )
+from fedpath.federation.registry import ModelRegistry
+from fedpath.privacy.keys import PSEUDONYM_KEY_ENV
+from fedpath.privacy.scan import opaque_files, scan_for_raw_ids
+from fedpath.server.deployed.coordinator import Coordinator, choose_campaign
+from fedpath.server.deployed.settings import coordinator_settings, read_plan, write_plan
+from fedpath.server.deployed.status import read_status, render_status, status_metrics, write_status
 from fedpath.server.provision import load_bundle, load_project, provision
-from fedpath.server.registry import ModelRegistry
-from fedpath.server.status import read_status, render_status, status_metrics, write_status
-from fedpath.server.yamlconf import load_service_config
+from fedpath.yamlconf import load_service_config
 
 TINY_GRU = {"embedding_size": 8, "hidden_size": 8, "batch_size": 64}
 

@@ -24,11 +24,12 @@ import pytest
 import yaml
 from deployment_loopback import FEDPATH, PARTNERS, Loopback, free_ports, http
 
-from fedpath.clients.daemon import SupernodeSettings, flower_env, supernode_command
+from fedpath.clients.daemon import SupernodeSettings, supernode_command
+from fedpath.federation.flower_env import flower_env
+from fedpath.federation.layout import load_workspace
+from fedpath.server.deployed.status import render_status, status_metrics
+from fedpath.server.deployed.superlink_guard import LoopbackControl
 from fedpath.server.provision import load_bundle, pki
-from fedpath.server.provision.layout import load_workspace
-from fedpath.server.status import render_status, status_metrics
-from fedpath.server.superlink_guard import LoopbackControl
 
 MARKOV = {"model": "markov", "item_buckets": 64}
 FLWR = str(Path(FEDPATH).with_name("flwr"))

@@ -12,16 +12,14 @@ from flwr.server.strategy import FedAdam
 from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import Session
 from fedpath.errors import DataFormatError
+from fedpath.federation.registry import ModelRegistry
 from fedpath.models.markov import MarkovChain
 from fedpath.privacy.errors import DecryptionError
-from fedpath.server.checkpoint import (
+from fedpath.server.deployed.checkpoint import (
     Checkpoint,
     CheckpointStore,
-    ResumedRounds,
-    restore_strategy_state,
-    strategy_state,
 )
-from fedpath.server.registry import ModelRegistry
+from fedpath.strategies.resume import ResumedRounds, restore_strategy_state, strategy_state
 
 KEY = bytes(range(32))
 

@@ -26,25 +26,19 @@ from flwr.server.strategy import FedAvg
 from fedpath.clients.client import ClientSettings, PartnerClient
 from fedpath.clients.faults import FaultPlan, PartnerDropout, plan_dropouts, poison
 from fedpath.clients.personalize import personalization_scores, personalize
-from fedpath.clients.spec import ModelSpec
 from fedpath.clients.store import load_paths, save_paths
 from fedpath.data.cases import expand_prefixes
-from fedpath.data.containers import Session
+from fedpath.data.containers import Partner, Session
 from fedpath.errors import ConfigError
 from fedpath.evaluate import evaluate
-from fedpath.metrics.funnel import Funnel, path_funnel_counts
-from fedpath.models.registry import build_model
-from fedpath.models.weights_io import save_weights
-from fedpath.server.config import (
+from fedpath.federation.config import (
     FaultSettings,
     FederationConfig,
     FunnelSettings,
     GateSettings,
     PersonalizationSettings,
 )
-from fedpath.server.federation import run_federation
-from fedpath.server.gate import promotes
-from fedpath.server.keys import (
+from fedpath.federation.keys import (
     COUNT_SCALE,
     FUNNEL_CHANNELS,
     FUNNEL_TASK,
@@ -53,9 +47,15 @@ from fedpath.server.keys import (
     SERVER_ROUND,
     TASK,
 )
-from fedpath.server.meter import ByteMeter, payload_bytes
-from fedpath.server.recorder import RoundRecorder
-from fedpath.simulations.partition import PartitionConfig, Partner, partition
+from fedpath.federation.spec import ModelSpec
+from fedpath.metrics.funnel import Funnel, path_funnel_counts
+from fedpath.models.registry import build_model
+from fedpath.models.weights_io import save_weights
+from fedpath.server.gate import promotes
+from fedpath.simulations.federation import run_federation
+from fedpath.simulations.partition import PartitionConfig, partition
+from fedpath.strategies.meter import ByteMeter, payload_bytes
+from fedpath.strategies.recorder import RoundRecorder
 
 # ------------------------------------------------------------------------------- config
 

@@ -15,17 +15,17 @@ from federation_paths import TINY_GRU, walk_split
 
 from fedpath.clients.client import ClientSettings, PartnerClient
 from fedpath.clients.faults import FaultPlan, plan_dropouts
-from fedpath.clients.spec import ModelSpec
 from fedpath.data.cases import expand_prefixes
 from fedpath.evaluate import evaluate
-from fedpath.server.config import (
+from fedpath.federation.config import (
     FaultSettings,
     FederationConfig,
     FunnelSettings,
     GateSettings,
     SecAggSettings,
 )
-from fedpath.server.federation import run_federation
+from fedpath.federation.spec import ModelSpec
+from fedpath.simulations.federation import run_federation
 from fedpath.simulations.partition import PartitionConfig, partition
 
 LOCAL_EPOCHS = 2

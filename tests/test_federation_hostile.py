@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from federation_paths import TINY_GRU, walk_split
 
-from fedpath.clients.spec import ModelSpec
 from fedpath.data.cases import expand_prefixes
 from fedpath.evaluate import evaluate
+from fedpath.federation.config import FaultSettings, FederationConfig, GateSettings, SecAggSettings
+from fedpath.federation.spec import ModelSpec
 from fedpath.models.weights_io import save_weights
-from fedpath.server.config import FaultSettings, FederationConfig, GateSettings, SecAggSettings
-from fedpath.server.federation import FederationResult, run_federation
+from fedpath.simulations.federation import FederationResult, run_federation
 from fedpath.simulations.partition import PartitionConfig, partition
 
 ATTACK = FaultSettings(hostile_partners=(0,), attack="scale", attack_factor=10.0)

@@ -22,22 +22,22 @@ from flwr.server.compat.grid_client_proxy import GridClientProxy
 from flwr.server.strategy import Bulyan, FedAdam, FedAvg, FedProx, Krum
 
 from fedpath.clients.client import ClientSettings, PartnerClient
-from fedpath.clients.spec import ModelSpec
 from fedpath.clients.store import load_partner, save_partner
 from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import Session, SplitDataset
 from fedpath.errors import ConfigError
+from fedpath.federation.config import LOG_SHARES, FederationConfig
+from fedpath.federation.keys import COUNT_SCALE, EVAL_SPLIT, LOCAL_EPOCHS, PARTNER, SERVER_ROUND
+from fedpath.federation.spec import ModelSpec
 from fedpath.models.registry import build_model
-from fedpath.server.config import LOG_SHARES, FederationConfig
-from fedpath.server.federation import run_federation
-from fedpath.server.keys import COUNT_SCALE, EVAL_SPLIT, LOCAL_EPOCHS, PARTNER, SERVER_ROUND
-from fedpath.server.metrics import pooled_eval_metrics
-from fedpath.server.recorder import RoundRecorder
-from fedpath.server.workflow import shares_of
+from fedpath.simulations.federation import run_federation
 from fedpath.simulations.partition import PartitionConfig, partition
 from fedpath.strategies import secure_sum
 from fedpath.strategies.factory import STRATEGIES, StrategyWiring, build_strategy
+from fedpath.strategies.metrics import pooled_eval_metrics
+from fedpath.strategies.recorder import RoundRecorder
 from fedpath.strategies.secure_sum import SecureSum
+from fedpath.strategies.workflow import shares_of
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -28,22 +28,22 @@ from flwr.simulation import run_simulation
 
 from fedpath.clients.app import build_client_app
 from fedpath.clients.client import ClientSettings, PartnerClient
-from fedpath.clients.spec import ModelSpec
 from fedpath.clients.store import load_partner, save_partner
 from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import SplitDataset
 from fedpath.data.loader import load_events
 from fedpath.data.protocol import ProtocolConfig, apply_protocol
 from fedpath.evaluate import evaluate
+from fedpath.federation.config import FederationConfig, SecAggSettings
+from fedpath.federation.keys import LOCAL_EPOCHS, SERVER_ROUND
+from fedpath.federation.spec import ModelSpec
 from fedpath.models.registry import build_model
 from fedpath.server.app import ServerOutcome, await_partners, run_rounds
-from fedpath.server.config import FederationConfig, SecAggSettings
-from fedpath.server.federation import run_federation
-from fedpath.server.keys import LOCAL_EPOCHS, SERVER_ROUND
-from fedpath.server.recorder import RoundRecorder
-from fedpath.server.workflow import build_workflow
+from fedpath.simulations.federation import run_federation
 from fedpath.simulations.partition import PartitionConfig, partition
 from fedpath.strategies.factory import StrategyWiring
+from fedpath.strategies.recorder import RoundRecorder
+from fedpath.strategies.workflow import build_workflow
 
 BACKEND = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0}}
 

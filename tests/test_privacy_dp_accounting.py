@@ -1,5 +1,5 @@
-"""The accountant (privacy/accountant.py) and the per-round ledger charges (privacy/dp_budget.py,
-privacy/dp_client.py): ε is a real RDP bound, and a run charges exactly its ε, round by round."""
+"""The accountant (privacy/dp/accountant.py) and the per-round ledger charges (privacy/dp/budget.py,
+privacy/dp/client.py): ε is a real RDP bound, and a run charges exactly its ε, round by round."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 from scipy.optimize import brentq
 from scipy.stats import norm
 
-from fedpath.privacy.accountant import epsilon, noise_for_epsilon
-from fedpath.privacy.dp_budget import PrivacyRefusal, refused_partner
-from fedpath.privacy.dp_client import PartnerPrivacy, ledger_path, session_epsilon
-from fedpath.privacy.dp_config import PrivacySettings, SessionDP
-from fedpath.privacy.ledger import PrivacyLedger
+from fedpath.privacy.dp.accountant import epsilon, noise_for_epsilon
+from fedpath.privacy.dp.budget import PrivacyRefusal, refused_partner
+from fedpath.privacy.dp.client import PartnerPrivacy, ledger_path, session_epsilon
+from fedpath.privacy.dp.config import PrivacySettings, SessionDP
+from fedpath.privacy.dp.ledger import PrivacyLedger
 
 DELTA = 1e-5
 

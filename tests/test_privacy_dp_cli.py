@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from fedpath.privacy.accountant import epsilon
+from fedpath.privacy.dp.accountant import epsilon
 
 
 @pytest.mark.slow

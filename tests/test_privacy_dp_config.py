@@ -1,4 +1,4 @@
-"""DP settings (privacy/dp_config.py): what composes with SecAgg+ runs, the rest is refused by
+"""DP settings (privacy/dp/config.py): what composes with SecAgg+ runs, the rest is refused by
 ``run_federation`` before any partner starts, and the YAML groups load into typed settings."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import yaml
 from federation_paths import TINY_GRU, walk_split  # pytest puts tests/ on sys.path
 
 from fedpath.errors import ConfigError
-from fedpath.privacy.dp_config import PartnerDP, PrivacySettings, SessionDP, check_combination
-from fedpath.server.config import FederationConfig, FunnelSettings
-from fedpath.server.federation import run_federation
+from fedpath.federation.config import FederationConfig, FunnelSettings
+from fedpath.privacy.dp.config import PartnerDP, PrivacySettings, SessionDP, check_combination
+from fedpath.simulations.federation import run_federation
 from fedpath.simulations.partition import PartitionConfig, partition
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "privacy"

@@ -1,4 +1,4 @@
-"""Session-level DP for the count models (privacy/dp_counts.py): the session cap, the derived
+"""Session-level DP for the count models (privacy/dp/counts.py): the session cap, the derived
 sensitivity (checked against real refits), the noise, and the signed secure-sum encoding."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters
 from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import Session
 from fedpath.models.registry import build_model
-from fedpath.privacy.dp_counts import (
-    NonNegativeSum,
+from fedpath.privacy.dp.counts import (
     cap_session_cases,
     count_sensitivity,
     encode_signed_counts,
     noisy_counts,
 )
+from fedpath.strategies.secure_sum import NonNegativeSum
 
 N_ITEMS = 12
 

@@ -14,18 +14,18 @@ import numpy as np
 import pytest
 from federation_paths import TINY_GRU, paths, walk_split  # pytest puts tests/ on sys.path
 
-from fedpath.clients.spec import ModelSpec
 from fedpath.data.cases import expand_prefixes
-from fedpath.data.containers import SplitDataset
+from fedpath.data.containers import Partner, SplitDataset
+from fedpath.federation.config import FederationConfig, SecAggSettings
+from fedpath.federation.spec import ModelSpec
 from fedpath.models.registry import build_model
-from fedpath.privacy.accountant import epsilon
-from fedpath.privacy.dp_client import ledger_path, session_epsilon
-from fedpath.privacy.dp_config import PartnerDP, PrivacySettings, SessionDP
-from fedpath.privacy.dp_counts import cap_session_cases, count_sensitivity
-from fedpath.privacy.ledger import PrivacyLedger
-from fedpath.server.config import FederationConfig, SecAggSettings
-from fedpath.server.federation import run_federation
-from fedpath.simulations.partition import PartitionConfig, Partner, partition
+from fedpath.privacy.dp.accountant import epsilon
+from fedpath.privacy.dp.client import ledger_path, session_epsilon
+from fedpath.privacy.dp.config import PartnerDP, PrivacySettings, SessionDP
+from fedpath.privacy.dp.counts import cap_session_cases, count_sensitivity
+from fedpath.privacy.dp.ledger import PrivacyLedger
+from fedpath.simulations.federation import run_federation
+from fedpath.simulations.partition import PartitionConfig, partition
 
 DELTA = 1e-5
 

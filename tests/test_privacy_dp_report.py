@@ -1,12 +1,12 @@
-"""The privacy report (privacy/dp_report.py): the run's ε from its rounds, the table and the JSON
+"""The privacy report (privacy/dp/report.py): the run's ε from its rounds, the table and the JSON
 it writes, as a reader of results.json and report.md sees them."""
 
 from __future__ import annotations
 
 import json
 
-from fedpath.privacy.dp_config import PartnerDP, PrivacySettings, SessionDP
-from fedpath.privacy.dp_report import PrivacyReport, PrivacyRound
+from fedpath.privacy.dp.config import PartnerDP, PrivacySettings, SessionDP
+from fedpath.privacy.dp.report import PrivacyReport, PrivacyRound
 
 
 def _report() -> PrivacyReport:

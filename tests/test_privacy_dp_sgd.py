@@ -1,4 +1,4 @@
-"""Session-level DP-SGD (privacy/dp_session.py): each session's gradient is clipped, the noise
+"""Session-level DP-SGD (privacy/dp/session.py): each session's gradient is clipped, the noise
 has the calibrated scale, sessions are Poisson-sampled, and the neural models train with it.
 
 The clipping and noise tests drive ``SessionDPSGD.epoch`` with plain SGD (lr 1), so a step's
@@ -15,8 +15,8 @@ from torch import nn
 
 from fedpath.data.cases import expand_prefixes
 from fedpath.models.registry import build_model
-from fedpath.privacy.dp_config import SessionDP
-from fedpath.privacy.dp_session import SessionDPSGD
+from fedpath.privacy.dp.config import SessionDP
+from fedpath.privacy.dp.session import SessionDPSGD
 
 NO_NOISE = 1e-9  # the settings require noise > 0; this much is invisible at these scales
 

@@ -12,8 +12,8 @@ import pytest
 
 from fedpath.data.loader import load_events
 from fedpath.errors import DataFormatError
+from fedpath.privacy.dp.ledger import ERASURE, PrivacyLedger
 from fedpath.privacy.erasure import forget_user
-from fedpath.privacy.ledger import ERASURE, PrivacyLedger
 from fedpath.privacy.pseudonymize import pseudonym, pseudonymize
 from fedpath.schema import conform
 

@@ -13,17 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from fedpath.privacy.dp_budget import PrivacyRefusal
-from fedpath.privacy.dp_client import PartnerPrivacy, ledger_path
-from fedpath.privacy.dp_config import PrivacySettings, SessionDP
-from fedpath.privacy.durable import head_path
+from fedpath.durable import head_path
+from fedpath.privacy.dp.budget import PrivacyRefusal
+from fedpath.privacy.dp.client import PartnerPrivacy, ledger_path
+from fedpath.privacy.dp.config import PrivacySettings, SessionDP
+from fedpath.privacy.dp.ledger import CHARGE, RECOVERY_RUN, LedgerLog, PrivacyLedger
 from fedpath.privacy.errors import BudgetExceededError, LedgerCorruptError, LedgerTruncatedError
-from fedpath.privacy.ledger import CHARGE, RECOVERY_RUN, LedgerLog, PrivacyLedger
 
 # A child that charges in a loop and acknowledges each charge once charge() has returned.
 CHARGE_LOOP = """
 import sys
-from fedpath.privacy.ledger import PrivacyLedger
+from fedpath.privacy.dp.ledger import PrivacyLedger
 ledger = PrivacyLedger(sys.argv[1], budget_epsilon=float(sys.argv[2]), delta=0.5, partner="shop-a")
 for i in range(int(sys.argv[3])):
     try:

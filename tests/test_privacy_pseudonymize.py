@@ -13,11 +13,11 @@ from privacy_data import write_rees46_log  # pytest puts tests/ on sys.path
 
 from fedpath.data.protocol import ProtocolConfig
 from fedpath.data.sessionize import sessionize
-from fedpath.pipeline import DataSource, prepare
 from fedpath.privacy.keys import PSEUDONYM_KEY_ENV
 from fedpath.privacy.pseudonymize import pseudonym, pseudonymize
 from fedpath.privacy.scan import opaque_files, scan_for_raw_ids
 from fedpath.schema import conform
+from fedpath.simulations.pipeline import DataSource, prepare
 
 KEY = b"partner-a-pseudonym-key-000000001"
 OTHER_KEY = b"partner-b-pseudonym-key-000000002"

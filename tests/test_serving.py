@@ -19,8 +19,8 @@ from fedpath.clients.serving_server import start_server
 from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import Session
 from fedpath.data.hashing import ItemHasher
+from fedpath.federation.registry import ModelRegistry
 from fedpath.models.markov import MarkovChain
-from fedpath.server.registry import ModelRegistry
 
 N_BUCKETS = 64
 KEY = b"partners-shared-item-key-0123456"

@@ -24,9 +24,9 @@ from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import Session
 from fedpath.data.hashing import ItemHasher
 from fedpath.errors import ConfigError
+from fedpath.federation.registry import ModelRegistry
 from fedpath.models.markov import MarkovChain
 from fedpath.server.provision import load_bundle, load_project, provision
-from fedpath.server.registry import ModelRegistry
 
 N_BUCKETS = 16
 KEY = b"partners-shared-item-key-0123456"
@@ -242,7 +242,7 @@ from fedpath.clients.serving_server import start_server
 from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import Session
 from fedpath.data.hashing import ItemHasher
-from fedpath.server.telemetry import configure_json_logging
+from fedpath.telemetry import configure_json_logging
 
 configure_json_logging()
 service = open_service(

@@ -14,8 +14,8 @@ import fedpath
 from fedpath.errors import DataFormatError
 from fedpath.models.registry import build_model
 from fedpath.models.weights_io import load_model, model_params, save_weights
-from fedpath.privacy.dp_config import SessionDP
-from fedpath.privacy.dp_session import SessionDPSGD
+from fedpath.privacy.dp.config import SessionDP
+from fedpath.privacy.dp.session import SessionDPSGD
 
 TINY = {"embedding_size": 8, "dropout": 0.1, "epochs": 1}
 

@@ -90,3 +90,12 @@ class Cases:
     def item_cases(self) -> Cases:
         """Only the cases whose next step is an item (the session-recommendation cases)."""
         return self.subset(self.next_item >= 0)
+
+
+@dataclass(frozen=True)
+class Partner:
+    """One partner's data island, simulated or its own log: its split over the global vocabulary."""
+
+    index: int
+    name: str
+    data: SplitDataset

@@ -55,7 +55,7 @@ class PrivateTraining(Protocol):
 
     The unit of privacy is a session, not a prefix: a session yields many prefix cases, so
     ``sessions`` (``[cases]``, each case's session) says which rows belong together, and
-    ``loss_of(rows)`` is the model's joint loss over those rows. ``fedpath.privacy.dp_session``
+    ``loss_of(rows)`` is the model's joint loss over those rows. ``fedpath.privacy.dp.session``
     implements it with DP-SGD; the model never needs to know how.
     """
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedpath.errors import ConfigError
+from fedpath.federation import layout
 from fedpath.privacy.keys import AES_KEY_BYTES
-from fedpath.server.provision import layout, pki
+from fedpath.server.provision import pki
 from fedpath.server.provision.project import PartnerSpec, Project
 
 ITEM_KEY_BYTES = 32

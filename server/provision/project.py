@@ -12,7 +12,7 @@ Example::
     partners:
       - name: alpha
       - name: beta
-    federation:                      # fedpath.server.provision.contract.FederationContract
+    federation:                      # fedpath.federation.contract.FederationContract
       model: gru4rec
       item_buckets: 4096
 """
@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from fedpath.errors import ConfigError
-from fedpath.server.provision.contract import FederationContract
-from fedpath.server.yamlconf import read_yaml
+from fedpath.federation.contract import FederationContract
+from fedpath.yamlconf import read_yaml
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 MIN_PARTNERS = 2  # SecAgg+ and a mean both need two updates

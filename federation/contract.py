@@ -1,0 +1,112 @@
+"""What the coordinator and every partner must agree on before a single round can run.
+
+A deployed federation has no shared process to hold this: each side reads it from the files
+provisioning wrote (the coordinator's workspace, each partner's bundle). If two sides disagreed on
+the model, the item space or whether updates are masked, rounds would fail in ways that are hard
+to trace, so it is one typed value, written once, and hashed so that either side can show which
+one it runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from fedpath.data.protocol import ProtocolConfig
+from fedpath.errors import ConfigError
+from fedpath.federation.spec import ModelSpec
+from fedpath.models.registry import MODELS
+
+# Protocol keys the contract sets itself: the item space is the contract's, never a partner's.
+RESERVED_PROTOCOL_KEYS = ("item_buckets", "item_key_path", "max_prefix_length")
+
+
+@dataclass(frozen=True)
+class FederationContract:
+    """Model, item space, masking and protocol shared by the coordinator and all partners.
+
+    Partners map raw item ids into ``item_buckets`` keyed buckets (the key is in their bundles
+    only), so the model's item vocabulary is the bucket range and no raw id reaches the
+    coordinator. ``max_weight`` bounds a partner's weight (train cases) under SecAgg+: a partner
+    with more cases reports this bound, since Flower's masking overflows above it. It also sets
+    the precision: SecAgg+ scales each update by ``weight / max_weight`` before quantizing, so a
+    bound far above the partners' sizes wastes it; choose it near the largest partner's cases.
+    """
+
+    model: str = "gru4rec"
+    model_params: Mapping[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    item_buckets: int = 4096
+    secagg: bool = True
+    max_weight: float = 100_000.0
+    max_len: int = 50
+    protocol: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key in ("item_buckets", "max_len"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"federation.{key} must be an integer >= 1, got {value!r}")
+        if not self.max_weight > 0:
+            raise ConfigError(f"federation.max_weight must be > 0, got {self.max_weight!r}")
+        reserved = sorted(set(self.protocol) & set(RESERVED_PROTOCOL_KEYS))
+        if reserved:
+            raise ConfigError(
+                f"federation.protocol must not set {reserved}: the contract sets the item space "
+                "(item_buckets, the partners' item key) and max_len itself"
+            )
+        if self.model not in MODELS:
+            raise ConfigError(
+                f"federation.model must be one of {sorted(MODELS)}, got {self.model!r}"
+            )
+        self.protocol_config(item_key_path=None)  # validates the protocol keys now
+
+    def model_spec(self) -> ModelSpec:
+        """The model both sides build: one embedding row per item bucket."""
+        return ModelSpec(self.model, self.item_buckets, dict(self.model_params), self.seed)
+
+    def protocol_config(self, *, item_key_path: Any) -> ProtocolConfig:
+        """The benchmark protocol a partner runs on its log, in the shared hashed item space."""
+        hashed = {} if item_key_path is None else {"item_buckets": self.item_buckets}
+        try:
+            return ProtocolConfig(
+                **self.protocol,
+                **hashed,
+                item_key_path=item_key_path,
+                max_prefix_length=self.max_len,
+            )
+        except TypeError as error:
+            raise ConfigError(
+                f"federation.protocol keys must be ProtocolConfig fields, got {error}"
+            ) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["model_params"] = dict(self.model_params)
+        data["protocol"] = dict(self.protocol)
+        return data
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the canonical contract: equal on both sides exactly when they agree."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str) -> FederationContract:
+        """The contract in ``data`` (a YAML mapping); ``source`` names the file in errors."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: federation must be a mapping, got {data!r}")
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(
+                f"{source}: federation keys must be among {sorted(cls.__dataclass_fields__)}, "
+                f"got {unknown}"
+            )
+        try:
+            return cls(**data)
+        except ConfigError as error:
+            raise ConfigError(f"{source}: {error}") from None

@@ -1,0 +1,37 @@
+"""Every key the server and the partners exchange, named once so the two sides cannot drift.
+
+Values travel in Flower's legacy ``FitIns.config`` / ``EvaluateIns.config`` (server to partner)
+and in the ``metrics`` of ``FitRes`` / ``EvaluateRes`` (partner to server).
+"""
+
+from __future__ import annotations
+
+# Set by Flower's simulation engine in each node's ``node_config``; a real SuperNode is started
+# with ``--node-config 'partition-id=<i>'``.
+PARTITION_ID = "partition-id"
+
+# Server -> partner (fit config)
+SERVER_ROUND = "server-round"
+LOCAL_EPOCHS = "local-epochs"
+PROXIMAL_MU = "proximal_mu"  # the name Flower's FedProx writes; it is not ours to rename
+COUNT_SCALE = "count-scale"  # the public bound S of the secure count sum (see strategies)
+TASK = "task"  # what a fit asks for: TRAIN_TASK (absent = train) or FUNNEL_TASK
+TRAIN_TASK = "train"
+FUNNEL_TASK = "funnel"  # send the partner's funnel counts, encoded for the secure sum
+FUNNEL_CHANNELS = "funnel-channels"  # JSON list of the channels the funnel counts per channel
+
+# Server -> partner (evaluate config)
+EVAL_SPLIT = "eval-split"
+
+# Partner -> server (fit and evaluate metrics)
+PARTNER = "partner"  # which partner answered: lets the server say who took part or dropped
+TRAIN_LOSS = "train_loss"
+N_CASES = "n_cases"  # also a key of fedpath.evaluate's metrics
+N_ITEM_CASES = "n_item_cases"  # idem
+
+# Server -> partner (evaluate config of a deployment's publish round,
+# server/deployed/publish.py): the promoted model travels as the round's parameters, these say
+# what it is.
+PUBLISH_VERSION = "publish-version"  # registry version number; absent = an ordinary evaluation
+PUBLISH_CARD = "publish-card"  # JSON: the version's card (campaign, round, lineage, metrics)
+PUBLISH_DECISION = "publish-decision"  # JSON: the champion / challenger decision that promoted it

@@ -1,0 +1,1 @@
+"""Differential privacy: settings, accounting, the partner ledger, DP-SGD, noisy counts, reports."""

@@ -1,0 +1,1 @@
+"""The deployed coordinator service: SuperLink, campaigns, checkpoints, status, publication."""

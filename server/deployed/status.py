@@ -1,0 +1,157 @@
+"""The federation at a glance: what ``fedpath status`` prints and the coordinator's ``/status``
+and ``/metrics`` serve.
+
+Two small JSON documents in the coordinator's state folder hold it. ``campaign.json`` is written
+by the ServerApp (the process that runs the rounds, spawned by the SuperLink) after every step:
+round, participants, dropouts, metrics, bytes, promotion. ``service.json`` is written by the
+coordinator service: SuperLink up or not, which partner got which node id, refusals, run
+attempts. Files rather than a socket between the two processes, because the ServerApp is
+Flower's child, not ours, and because a status that survives a coordinator restart is what an
+operator wants to see after one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from fedpath.durable import atomic_write, utc_now
+from fedpath.errors import DataFormatError
+from fedpath.telemetry import Metric, json_safe, prometheus_text
+
+CAMPAIGN = "campaign.json"
+SERVICE = "service.json"
+
+
+def write_status(path: Path, document: dict[str, Any]) -> None:
+    """Replace a status document atomically, stamped with the time it was written."""
+    atomic_write(path, json.dumps(json_safe({**document, "updated": utc_now()}), indent=1).encode())
+
+
+def read_status(path: Path) -> dict[str, Any]:
+    """A status document, or ``{}`` when nothing has been written yet."""
+    if not path.is_file():
+        return {}
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise DataFormatError(f"{path}: must be a JSON status document, got {error}") from None
+    if not isinstance(document, dict):
+        raise DataFormatError(f"{path}: must be a JSON object, got {type(document).__name__}")
+    return document
+
+
+def federation_status(state: Path) -> dict[str, Any]:
+    """Both documents of a coordinator's state folder, as ``/status`` serves them."""
+    return {"service": read_status(state / SERVICE), "campaign": read_status(state / CAMPAIGN)}
+
+
+def render_status(status: dict[str, Any]) -> str:
+    """The human view ``fedpath status`` prints."""
+    service, campaign = status.get("service", {}), status.get("campaign", {})
+    partners = service.get("partners", {})
+    connected = set(campaign.get("connected_nodes", []))
+    lines = [
+        f"coordinator  {service.get('address', '?')}  superlink "
+        f"{'up' if service.get('superlink_up') else 'DOWN'}  (updated {service.get('updated')})",
+        f"partners     {sum(p.get('node_id') in connected for p in partners.values())} of "
+        f"{len(partners)} connected at the last round",
+    ]
+    for name, partner in sorted(partners.items()):
+        state = "connected" if partner.get("node_id") in connected else "not seen"
+        lines.append(f"  {name:<16} node {partner.get('node_id')}  {state}")
+    unknown = campaign.get("unknown_nodes", [])
+    if unknown:
+        lines.append(
+            f"WARNING      {len(unknown)} connected node(s) no provisioned partner's, never "
+            f"sampled: {', '.join(str(n) for n in unknown)} (who registered their keys?)"
+        )
+    if not campaign:
+        lines.append("campaign     none started")
+        return "\n".join(lines) + "\n"
+    lines.append(
+        f"campaign     {campaign.get('campaign')}  {campaign.get('state')}  round "
+        f"{campaign.get('completed_rounds', 0)} of {campaign.get('rounds')} completed"
+    )
+    records = campaign.get("records", [])
+    if records:
+        last = records[-1]
+        metrics = last.get("metrics", {})
+        shown = ", ".join(
+            f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(("recall@", "action_acc"))
+        )
+        lines.append(
+            f"last round   {last.get('round')}: {len(last.get('participants', []))} partners, "
+            f"{last.get('dropped', 0)} dropped, {last.get('round_seconds', math.nan):.1f} s; "
+            f"{shown}"
+        )
+    promoted = campaign.get("promoted")
+    lines.append(
+        "promoted     none yet"
+        if not promoted
+        else f"promoted     version {promoted.get('version')} ({promoted.get('reason', '')})"
+    )
+    refusals = service.get("refusals", {})
+    if refusals:
+        lines.append("refusals     " + ", ".join(f"{k}: {v}" for k, v in sorted(refusals.items())))
+    return "\n".join(lines) + "\n"
+
+
+def status_metrics(status: dict[str, Any]) -> str:
+    """Prometheus text of the federation: rounds, participants, dropouts, time, bytes."""
+    service, campaign = status.get("service", {}), status.get("campaign", {})
+    records = campaign.get("records", [])
+    per_round = {
+        "fedpath_round_participants": ("Partners in the round's aggregate", "participants"),
+        "fedpath_round_dropped": ("Sampled partners whose update did not arrive", "dropped"),
+        "fedpath_round_seconds": ("Round time, sampling to federated evaluation", "round_seconds"),
+        "fedpath_round_bytes_up": ("Bytes partners sent in the round", "bytes_up"),
+        "fedpath_round_bytes_down": ("Bytes the coordinator sent in the round", "bytes_down"),
+    }
+    metrics = [
+        Metric("fedpath_superlink_up", "gauge", "1 while the SuperLink runs").add(
+            float(bool(service.get("superlink_up")))
+        ),
+        Metric("fedpath_partners_registered", "gauge", "Partner keys registered").add(
+            len(service.get("partners", {}))
+        ),
+        Metric("fedpath_partners_connected", "gauge", "Partners connected at the last round").add(
+            len(campaign.get("connected_nodes", []))
+        ),
+        Metric(
+            "fedpath_unknown_nodes",
+            "gauge",
+            "Connected nodes that are no provisioned partner's (never sampled; alert above 0)",
+        ).add(len(campaign.get("unknown_nodes", []))),
+        Metric("fedpath_rounds_completed", "gauge", "Rounds completed in the campaign").add(
+            campaign.get("completed_rounds", 0)
+        ),
+        Metric("fedpath_rounds_planned", "gauge", "Rounds planned in the campaign").add(
+            campaign.get("rounds", 0)
+        ),
+        Metric("fedpath_promoted_version", "gauge", "Promoted model version (0: none)").add(
+            (campaign.get("promoted") or {}).get("version", 0)
+        ),
+        Metric("fedpath_run_attempts_total", "counter", "flwr runs launched").add(
+            service.get("run_attempts", 0)
+        ),
+    ]
+    refusals = Metric("fedpath_refusals_total", "counter", "Connections refused, by reason")
+    for reason, count in sorted(service.get("refusals", {}).items()):
+        refusals.add(count, reason=reason)
+    metrics.append(refusals)
+    for name, (text, key) in per_round.items():
+        metric = Metric(name, "gauge", text)
+        for record in records:
+            value = record.get(key)
+            value = len(value) if isinstance(value, list) else value
+            metric.add(math.nan if value is None else value, round=str(record["round"]))
+        metrics.append(metric)
+    last = records[-1].get("metrics", {}) if records else {}
+    evaluation = Metric("fedpath_last_round_metric", "gauge", "Pooled evaluation, last round")
+    for key, value in sorted(last.items()):
+        evaluation.add(math.nan if value is None else value, metric=key)
+    metrics.append(evaluation)
+    return prometheus_text(metrics)

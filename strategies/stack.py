@@ -1,0 +1,60 @@
+"""The strategy a federation runs, whether simulated (``federation``) or deployed (``campaign``).
+
+Both hand Flower's strategy the same round instructions (round number, local epochs, the count
+scale of a count model, the split to evaluate) and the same metric aggregation, so a deployed
+campaign trains exactly as its simulation did; that wiring is written once here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from flwr.common import Scalar
+from flwr.server.strategy import Strategy
+
+from fedpath.federation.config import FederationConfig
+from fedpath.federation.keys import COUNT_SCALE, EVAL_SPLIT, LOCAL_EPOCHS, SERVER_ROUND
+from fedpath.strategies.factory import StrategyWiring, build_strategy
+from fedpath.strategies.metrics import mean_train_loss, pooled_eval_metrics
+
+
+def federation_strategy(
+    config: FederationConfig,
+    initial_weights: list[np.ndarray],
+    n_partners: int,
+    scale: int | None,
+) -> Strategy:
+    """``config``'s strategy over ``n_partners`` (the number Flower waits for before round 1).
+
+    ``scale`` is the secure count sum's scale for a count model (None for a neural one); partner
+    level DP wraps the strategy where ``config.privacy`` enables it.
+    """
+
+    def fit_config(server_round: int) -> dict[str, Scalar]:
+        values: dict[str, Scalar] = {SERVER_ROUND: server_round, LOCAL_EPOCHS: config.local_epochs}
+        if scale is not None:
+            values[COUNT_SCALE] = scale
+        return values
+
+    def evaluate_config(server_round: int) -> dict[str, Scalar]:
+        return {SERVER_ROUND: server_round, EVAL_SPLIT: config.eval_split}
+
+    wiring = StrategyWiring(
+        n_partners=n_partners,
+        initial_weights=initial_weights,
+        fraction_fit=config.fraction_fit,
+        fraction_evaluate=config.fraction_evaluate,
+        on_fit_config_fn=fit_config,
+        on_evaluate_config_fn=evaluate_config,
+        fit_metrics_aggregation_fn=mean_train_loss,
+        evaluate_metrics_aggregation_fn=pooled_eval_metrics,
+    )
+    params = dict(config.strategy_params)
+    if scale is not None:
+        params["scale"] = scale
+    return build_strategy(
+        config.strategy,
+        params,
+        secagg=config.secagg.enabled,
+        wiring=wiring,
+        privacy=config.privacy if config.privacy.enabled else None,
+    )
