@@ -11,12 +11,14 @@ from flwr.common import Context
 from fedpath.clients.client import ClientSettings, PartnerClient
 from fedpath.clients.store import load_partner
 from fedpath.federation.keys import PARTITION_ID
+from fedpath.quiet import quiet_known_noise
 
 
 def make_client_fn(settings: ClientSettings) -> Callable[[Context], Client]:
     """Flower's ``client_fn``: the node's ``partition-id`` says which partner's cases to load."""
 
     def client_fn(context: Context) -> Client:
+        quiet_known_noise()  # in the Ray actor that runs this partner
         partner = int(context.node_config[PARTITION_ID])
         if not settings.model.is_count:
             import torch  # only neural partners pay for torch, and they share the CPU budget

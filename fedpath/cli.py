@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -92,9 +93,17 @@ def _plain(node: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
 
 
-def _settings(cls: type[T], node: DictConfig) -> T:
-    """A settings dataclass from a config group; YAML lists become the tuples dataclasses hold."""
+def _settings(cls: type[T], node: DictConfig, group: str) -> T:
+    """A settings dataclass from a config group; YAML lists become the tuples dataclasses hold.
+
+    A key the dataclass does not have (``+secagg.timout=5``) is a ``ConfigError`` naming it, not
+    the constructor's ``TypeError``.
+    """
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in _plain(node).items()}
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{group}.{unknown[0]} is not a setting of {group}: use {sorted(known)}")
     return cls(**values)
 
 
@@ -221,11 +230,11 @@ def _simulate(cfg: DictConfig) -> None:
         fraction_fit=float(cfg.fraction_fit),
         fraction_evaluate=float(cfg.fraction_evaluate),
         eval_split=str(cfg.eval_split),
-        secagg=_settings(SecAggSettings, cfg.secagg),
-        funnel=_settings(FunnelSettings, cfg.funnel),
-        gate=_settings(GateSettings, cfg.gate),
-        faults=_settings(FaultSettings, cfg.faults),
-        personalization=_settings(PersonalizationSettings, cfg.personalization),
+        secagg=_settings(SecAggSettings, cfg.secagg, "secagg"),
+        funnel=_settings(FunnelSettings, cfg.funnel, "funnel"),
+        gate=_settings(GateSettings, cfg.gate, "gate"),
+        faults=_settings(FaultSettings, cfg.faults, "faults"),
+        personalization=_settings(PersonalizationSettings, cfg.personalization, "personalization"),
         privacy=PrivacySettings.from_dict(_plain(cfg.privacy)),
         seed=train.seed,
         ks=train.ks,
@@ -236,7 +245,7 @@ def _simulate(cfg: DictConfig) -> None:
     )
     settings = ExperimentSettings(
         federation=federation,
-        partition=PartitionConfig(**_plain(cfg.partition)),
+        partition=_settings(PartitionConfig, cfg.partition, "partition"),
         train=train,
         baselines=bool(cfg.baselines),
     )

@@ -21,6 +21,7 @@ from fedpath.federation.keys import COUNT_SCALE, FUNNEL_CHANNELS, FUNNEL_TASK, T
 from fedpath.metrics.funnel import STAGES, Funnel
 from fedpath.server.app import run_rounds
 from fedpath.strategies.factory import StrategyWiring
+from fedpath.strategies.metrics import mean_train_loss
 from fedpath.strategies.recorder import RoundRecorder
 from fedpath.strategies.secure_sum import SecureSum
 
@@ -58,6 +59,7 @@ class FunnelRound:
             initial_weights=[zeros],
             fraction_evaluate=0.0,  # nothing to evaluate: the round only sums
             on_fit_config_fn=lambda _: config,
+            fit_metrics_aggregation_fn=mean_train_loss,  # none to pool; Flower warns without one
         )
         recorder = RoundRecorder(SecureSum(scale=self.scale, **wiring.flower_args()))
         (total,) = run_rounds(grid, context, recorder, self.workflow, rounds=1)

@@ -31,6 +31,7 @@ from fedpath.privacy.crypto import load_model_file
 from fedpath.privacy.dp.client import PartnerPrivacy
 from fedpath.privacy.dp.config import check_combination
 from fedpath.privacy.dp.report import PrivacyReport
+from fedpath.quiet import quiet_known_noise
 from fedpath.server.app import AfterTraining, ServerOutcome, build_server_app
 from fedpath.server.funnel import FederatedFunnel, FunnelRound
 from fedpath.server.gate import GateDecision, GateRound
@@ -117,6 +118,7 @@ def run_federation(
             faults=_fault_plan(config, len(partners)),
             privacy=privacy,
         )
+        quiet_known_noise()
         run_simulation(
             server_app=build_server_app(
                 recorder,

@@ -90,6 +90,15 @@ def test_simulate_refuses_too_many_partners_in_one_line(tmp_path) -> None:
     assert proc.returncode == 1
 
 
+def test_simulate_refuses_an_added_key_no_setting_has(tmp_path) -> None:
+    # Execute: `+` adds a key Hydra cannot check; the settings dataclass must refuse it by name
+    proc = fedpath("simulate", "+secagg.timout=5", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+
+    # Assert
+    assert_one_line_error(proc, "fedpath: error: secagg.timout is not a setting of secagg")
+    assert proc.returncode == 1
+
+
 def test_a_partner_yaml_that_is_not_utf8_is_refused_in_one_line(tmp_path) -> None:
     # Prepare: a bundle whose partner.yaml was saved as Latin-1
     bundle = tmp_path / "bundle"

@@ -22,6 +22,9 @@ def test_simulate_count_model_under_secagg_matches_centralized(tmp_path: Path) -
 
     # Assert: the side-by-side table printed, and the run folder holds what the issue asks for
     assert "federated/centralized recall@20: 1.000" in proc.stdout
+    # ... and no Flower / Ray warning a newcomer must learn to ignore (fedpath/quiet.py)
+    noise = [line for line in (proc.stdout + proc.stderr).splitlines() if "WARN" in line.upper()]
+    assert not noise, noise
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     results = json.loads((run_dir / "results.json").read_text())
     assert results["secagg"] is True and results["synthetic"] is True
