@@ -46,6 +46,7 @@ class PartnerScores:
     federated: dict[str, float]
     local: dict[str, float] | None
     centralized: dict[str, float] | None
+    groups: tuple[str, ...] = ()  # the natural groups merged into the partner (Partner.groups)
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,7 @@ def run_experiment(
                 federated=score(federation.model, test),
                 local=local,
                 centralized=score(centralized_model, test) if centralized_model else None,
+                groups=partner.groups,
             )
         )
     return ExperimentResult(

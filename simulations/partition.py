@@ -21,6 +21,8 @@ SPLITS = ("train", "valid", "test")
 MIN_PARTNERS, MAX_PARTNERS = 2, 1000
 UNKNOWN_GROUP = "(none)"
 
+MAX_JOINED_GROUPS = 3  # a partner merging more groups is named by its largest one and a count
+
 
 @dataclass(frozen=True)
 class PartitionConfig:
@@ -65,12 +67,28 @@ def partition(split: SplitDataset, config: PartitionConfig) -> list[Partner]:
             f"got {config.n_partners}"
         )
     if config.scheme == "natural":
-        assignment, names = _natural(split, config)
+        assignment, groups = _natural(split, config)
+        names = [_group_label(members) for members in groups]
     elif config.scheme == "iid":
         assignment, names = _iid(split, config), _numbered(config.n_partners)
+        groups = [[] for _ in names]
     else:
         assignment, names = _dirichlet(split, config), _numbered(config.n_partners)
-    return _partners(split, assignment, names)
+        groups = [[] for _ in names]
+    return _partners(split, assignment, names, groups)
+
+
+def _group_label(groups: list[str]) -> str:
+    """A partner's readable name: its groups joined while they are few (``kiosk+social``), else
+    its largest group and how many more it merged.
+
+    A category partner of Taobao merges hundreds of category ids; joining them all made a log line
+    per partner hundreds of ids long. The full list is the partner's ``groups``, written to the
+    run folder's ``partners.json``.
+    """
+    if len(groups) <= MAX_JOINED_GROUPS:
+        return "+".join(sorted(groups))
+    return f"{groups[0]} +{len(groups) - 1} more"
 
 
 def _numbered(n: int | None) -> list[str]:
@@ -78,7 +96,10 @@ def _numbered(n: int | None) -> list[str]:
 
 
 def _partners(
-    split: SplitDataset, assignment: dict[str, np.ndarray], names: list[str]
+    split: SplitDataset,
+    assignment: dict[str, np.ndarray],
+    names: list[str],
+    groups: list[list[str]],
 ) -> list[Partner]:
     shares: dict[str, list[list[Session]]] = {name: [[] for _ in names] for name in SPLITS}
     for name in SPLITS:
@@ -89,7 +110,7 @@ def _partners(
         parts = {name: shares[name][i] for name in SPLITS}
         stats = {f"{name}_sessions": len(sessions) for name, sessions in parts.items()}
         data = SplitDataset(**parts, vocab=split.vocab, stats=stats)
-        partners.append(Partner(index=i, name=partner_name, data=data))
+        partners.append(Partner(index=i, name=partner_name, data=data, groups=tuple(groups[i])))
     return partners
 
 
@@ -100,7 +121,7 @@ def _label(session: Session, key: str) -> str:
 
 def _natural(
     split: SplitDataset, config: PartitionConfig
-) -> tuple[dict[str, np.ndarray], list[str]]:
+) -> tuple[dict[str, np.ndarray], list[list[str]]]:
     """Groups (platforms) merged into partners by largest-first onto the least-loaded partner."""
     train_sizes = Counter(_label(s, config.by) for s in split.train)
     n = config.n_partners or len(train_sizes)
@@ -124,7 +145,7 @@ def _natural(
         name: np.array([owner[_label(s, config.by)] for s in getattr(split, name)], dtype=np.int64)
         for name in SPLITS
     }
-    return assignment, ["+".join(sorted(groups)) for groups in members]
+    return assignment, members  # each partner's groups, largest first
 
 
 def _iid(split: SplitDataset, config: PartitionConfig) -> dict[str, np.ndarray]:

@@ -49,6 +49,8 @@ def write_simulation_run(
     rounds = [record.row() for record in result.federation.rounds]
     privacy = result.federation.privacy
     write_rows_csv(run_dir / "rounds.csv", rounds)
+    # A partner's short name -> every group (category, platform) it merged; empty when drawn.
+    write_json(run_dir / "partners.json", {p.name: list(p.groups) for p in result.partners})
     write_json(
         run_dir / "results.json",
         {

@@ -40,5 +40,8 @@ def test_simulate_count_model_under_secagg_matches_centralized(tmp_path: Path) -
     report = (run_dir / "report.md").read_text()
     assert "SecAgg+ on" in report and "local-only, worst partner" in report
     assert "SYNTHETIC" in report
+    # the natural partners (the generator's platforms) and the groups behind each name
+    mapping = json.loads((run_dir / "partners.json").read_text())
+    assert all(groups == [name] for name, groups in mapping.items()) and len(mapping) == 4
     for name in ("config.yaml", "model.safetensors", "rounds.png", "partners.png"):
         assert (run_dir / name).stat().st_size > 0, name

@@ -112,7 +112,7 @@ def test_natural_keeps_each_group_whole_and_names_partners_after_their_groups():
     for partner in merged:
         for name in SPLITS:
             groups = {s.channel for s in getattr(partner.data, name)}
-            assert groups <= set(partner.name.split("+"))
+            assert groups <= set(partner.groups)
 
 
 def test_natural_refuses_more_partners_than_groups_with_train_sessions():
@@ -212,6 +212,8 @@ def test_rees46_categories_become_three_platforms(shared_data):
     # 0 <- electronics; 1 <- (none), auto, apparel, furniture; 2 <- appliances, computers,
     # construction, accessories
     assert [len(p.data.train) for p in partners] == [132, 35, 34]
-    assert partners[0].name == "electronics"
-    assert {"(none)", "auto", "apparel", "furniture"} <= set(partners[1].name.split("+"))
+    assert partners[0].name == "electronics" and partners[0].groups == ("electronics",)
+    assert {"(none)", "auto", "apparel", "furniture"} <= set(partners[1].groups)
+    # a merged partner is named by its largest group and a count, not every id joined
+    assert partners[1].name == f"{partners[1].groups[0]} +{len(partners[1].groups) - 1} more"
     assert sum(len(p.data.test) for p in partners) == len(split.test)

@@ -99,3 +99,6 @@ class Partner:
     index: int
     name: str
     data: SplitDataset
+    # The natural groups (platforms, categories) merged into this partner, largest first; empty
+    # for iid and Dirichlet partners, which are drawn, not grouped.
+    groups: tuple[str, ...] = ()
