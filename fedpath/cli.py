@@ -156,6 +156,9 @@ def _prepare(cfg: DictConfig, run_dir: Path) -> PreparedData:
         complete_sessions=bool(cfg.data.complete_sessions),
         pseudonymize=bool(cfg.data.pseudonymize),
         pseudonym_key_path=Path(key_path) if (key_path := cfg.data.pseudonym_key_path) else None,
+        columns=_plain(cfg.data.columns) if cfg.data.get("columns") else None,
+        actions=_plain(cfg.data.actions) if cfg.data.get("actions") else None,
+        time_format=cfg.data.get("time_format"),
     )
     return prepare(source, ProtocolConfig(**_plain(cfg.protocol)), run_dir, seed=int(cfg.seed))
 

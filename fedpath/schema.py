@@ -39,6 +39,11 @@ EVENT_DTYPES: dict[str, str] = {
 }
 EVENT_COLUMNS: tuple[str, ...] = tuple(EVENT_DTYPES)
 
+# A pre-split log (a published benchmark split) also carries each event's split: its file's split
+# is then the protocol. Only such logs have the column, so every other table keeps its shape.
+SPLIT_COLUMN = "split"
+SPLITS = ("train", "valid", "test")
+
 
 def empty_events() -> pd.DataFrame:
     """An events table with no rows and the canonical columns and dtypes."""
@@ -46,9 +51,11 @@ def empty_events() -> pd.DataFrame:
 
 
 def conform(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return ``frame`` with exactly the canonical columns (missing optional ones added)."""
+    """Return ``frame`` with the canonical columns (missing optional ones added), and its
+    ``split`` column when it has one."""
     out = frame.copy()
     for column, dtype in EVENT_DTYPES.items():
         if column not in out:
             out[column] = np.nan if dtype == "float64" else None
-    return out[list(EVENT_COLUMNS)].astype(EVENT_DTYPES)
+    split = [SPLIT_COLUMN] if SPLIT_COLUMN in out else []
+    return out[[*EVENT_COLUMNS, *split]].astype(EVENT_DTYPES)

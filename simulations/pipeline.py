@@ -7,6 +7,7 @@ prepare data the same way, and a difference in their figures can never come from
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pandas as pd
 from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import Cases, SplitDataset
 from fedpath.data.loader import LoadedLog, load_events
+from fedpath.data.named_columns import named_mapping
 from fedpath.data.protocol import ProtocolConfig, apply_protocol
 from fedpath.data.sessionize import sessionize
 from fedpath.errors import DataFormatError
@@ -40,6 +42,17 @@ class DataSource:
     # reaches any later step; the key is read from pseudonym_key_path, else $FEDPATH_PSEUDONYM_KEY.
     pseudonymize: bool = False
     pseudonym_key_path: Path | None = None
+    # A log of no known format, read by naming its columns (fedpath.data.named_columns): command
+    # name (session, item, time, ...) -> header column, source action value -> action name, and
+    # the time unit or format (None: seconds, milliseconds or ISO 8601, read per value).
+    columns: Mapping[str, str | None] | None = None
+    actions: Mapping[str, str | None] | None = None
+    time_format: str | None = None
+
+    @property
+    def named(self) -> bool:
+        """Whether the log is read by the columns named, not by a format."""
+        return any(name is not None for name in (self.columns or {}).values())
 
 
 @dataclass(frozen=True)
@@ -88,7 +101,14 @@ def prepare(
     # Quarantined rows are raw records, ids included: under pseudonymization they stay out of the
     # run folder, in a private temporary file whose path is logged.
     quarantine = run_dir / "quarantine.jsonl" if key is None else None
-    loaded = load_events(path, fmt=source.format, quarantine_path=quarantine)
+    mapping = (
+        named_mapping(
+            path, source.columns or {}, actions=source.actions, time_format=source.time_format
+        )
+        if source.named
+        else None
+    )
+    loaded = load_events(path, fmt=source.format, mapping=mapping, quarantine_path=quarantine)
     if key is not None:
         loaded = replace(loaded, events=pseudonymize(loaded.events, key))
     if loaded.n_quarantined:
@@ -104,7 +124,7 @@ def prepare(
             f"{path}: must hold at least one valid event, got {loaded.n_rows} rows, "
             f"{loaded.n_quarantined} quarantined{kept}: give a log with events below its header"
         )
-    if source.complete_sessions:
+    if source.complete_sessions or loaded.clockless:  # no time cut can have ended a session
         protocol = replace(protocol, censor_window_minutes=None)
     events: pd.DataFrame = sessionize(loaded.events, gap_minutes=protocol.gap_minutes)
     split = apply_protocol(events, protocol)

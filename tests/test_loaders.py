@@ -379,7 +379,7 @@ def test_an_unknown_format_error_names_the_file_its_header_and_every_format(tmp_
     for log_format in FORMATS.values():
         assert log_format.mapping.delimiter.join(log_format.columns) in message
     assert "UserBehavior*.csv" in message
-    assert "ColumnMapping" in message
+    assert "data.columns.item=" in message
 
 
 def test_a_named_format_whose_columns_are_missing_names_them(tmp_path):

@@ -13,10 +13,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fedpath.data.formats import TIMESTAMP_UNITS, ColumnMapping
+from fedpath.data.formats import AUTO_UNIT, ORDER_UNIT, TIMESTAMP_UNITS, ColumnMapping
 from fedpath.data.quarantine import Quarantine
 from fedpath.data.records import RawChunk
-from fedpath.schema import conform
+from fedpath.schema import SPLIT_COLUMN, SPLITS, conform
 
 # 2100-01-01 UTC. A later time is a unit mistake, not a shopping event.
 MAX_MS = 4_102_444_800_000
@@ -59,6 +59,10 @@ def to_events(chunk: RawChunk, mapping: ColumnMapping, quarantine: Quarantine) -
     timestamps = _timestamps(fields, mapping, verdicts)
     actions = _actions(fields, mapping, verdicts)
     prices = _prices(fields, mapping, verdicts)
+    if SPLIT_COLUMN in columns:
+        split = fields[columns[SPLIT_COLUMN]]
+        known = _numpy(pc.is_in(split, value_set=pa.array(SPLITS, type=pa.string())))
+        verdicts.flag(~known, columns[SPLIT_COLUMN], "unknown split")
 
     bad = verdicts.bad
     if bad.any():
@@ -78,6 +82,8 @@ def to_events(chunk: RawChunk, mapping: ColumnMapping, quarantine: Quarantine) -
     }
     for name in path_keys:
         events[name] = _objects(fields[columns[name]], unknown[name], keep)
+    if SPLIT_COLUMN in columns:
+        events[SPLIT_COLUMN] = _objects(split, np.zeros(len(keep), dtype=bool), keep)
     for name in ("category", "channel", "source"):
         if name in columns:
             values = fields[columns[name]]
@@ -124,19 +130,24 @@ def _integers(text: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
 def _timestamps(fields: pa.Table, mapping: ColumnMapping, verdicts: _Verdicts) -> np.ndarray:
     source = mapping.columns["timestamp"]
     text = fields[source]
-    if mapping.timestamp_format is None:
-        values, ok = _integers(text)
-        multiplier, divisor = TIMESTAMP_UNITS[mapping.timestamp_unit]
-        ok = ok & (values < MAX_MS * divisor // multiplier)  # checked before scaling: no overflow
-        ms = np.where(ok, values, 0) * multiplier // divisor
-    elif mapping.timestamp_format == "ISO8601":  # fractions and zones: beyond arrow's strptime
-        parsed = pd.to_datetime(text.to_pandas(), format="ISO8601", utc=True, errors="coerce")
-        ok = parsed.notna().to_numpy()
-        ms = np.where(ok, parsed.dt.as_unit("ms").array.asi8, 0)
-    else:
+    unit = mapping.timestamp_unit
+    if unit == ORDER_UNIT:  # a position, kept below any real time so it is never taken for one
+        positions, ok = _integers(text)
+        verdicts.flag(~ok | (positions >= MIN_MS), source, "bad position")
+        return np.where(ok, positions, 0)
+    if mapping.timestamp_format == "ISO8601":
+        ms, ok = _iso_ms(text.to_pandas())
+    elif mapping.timestamp_format is not None:
         parsed = pc.strptime(text, format=mapping.timestamp_format, unit="ms", error_is_null=True)
         ok = _numpy(parsed.is_valid())
         ms = _numpy(pc.fill_null(pc.cast(parsed, pa.int64()), 0))
+    elif unit == AUTO_UNIT:
+        ms, ok = _auto_ms(text)
+    else:
+        values, ok = _integers(text)
+        multiplier, divisor = TIMESTAMP_UNITS[unit]
+        ok = ok & (values < MAX_MS * divisor // multiplier)  # checked before scaling: no overflow
+        ms = np.where(ok, values, 0) * multiplier // divisor
     verdicts.flag(~ok | (ms < 0) | (ms >= MAX_MS), source, "bad timestamp")
     if mapping.time_offset is not None:
         offsets, offset_ok = _integers(fields[mapping.time_offset])
@@ -146,6 +157,28 @@ def _timestamps(fields: pa.Table, mapping: ColumnMapping, verdicts: _Verdicts) -
         verdicts.flag(ms >= MAX_MS, mapping.time_offset, "bad timestamp")
     verdicts.flag(ms < MIN_MS, source, TOO_EARLY)
     return ms
+
+
+def _iso_ms(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """ISO 8601 times (fractions and zones: beyond arrow's strptime) in ms, and which parsed."""
+    parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+    ok = parsed.notna().to_numpy()
+    return np.where(ok, parsed.dt.as_unit("ms").array.asi8, 0), ok
+
+
+def _auto_ms(text: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Unix seconds or milliseconds, told apart by size, and ISO 8601 text, in ms.
+
+    Every time up to 2100 in seconds is below 1995 in milliseconds, so an integer below
+    ``MIN_MS`` can only be seconds; a wrong one still fails the range checks after.
+    """
+    values, digits = _integers(text)
+    ms = np.where(values < MIN_MS, values * 1000, values)  # < MIN_MS: * 1000 cannot overflow
+    ok = digits.copy()
+    if not digits.all():
+        words = ~digits
+        ms[words], ok[words] = _iso_ms(text.to_pandas()[words])
+    return ms, ok
 
 
 def _actions(fields: pa.Table, mapping: ColumnMapping, verdicts: _Verdicts) -> np.ndarray:

@@ -12,7 +12,13 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from fedpath.data.formats import FORMATS, ColumnMapping, LogFormat, generic_format, get_format
-from fedpath.data.records import ParquetSource, first_record, is_parquet, split_header
+from fedpath.data.records import (
+    ParquetSource,
+    first_record,
+    is_parquet,
+    plain_name,
+    split_header,
+)
 from fedpath.errors import ConfigError, DataFormatError
 
 _SHOWN_HEADER_CHARS = 200
@@ -33,7 +39,7 @@ def detect_format(path: Path | str) -> str:
             if f.has_header and set(f.columns) <= set(split_header(seen, f.mapping.delimiter))
         ]
         if not matches:
-            name = path.name.lower()
+            name = plain_name(path).lower()
             matches = [
                 f
                 for f in FORMATS.values()
@@ -43,7 +49,9 @@ def detect_format(path: Path | str) -> str:
         raise DataFormatError(
             f"cannot detect the log format of {path}: its first line reads {_shown(seen)}. "
             f"Known formats expect:\n{_expectations()}\n"
-            "Name the format (fmt=...) or describe the columns with a ColumnMapping."
+            "Name the format (data.format=...), or name the log's columns: "
+            "data.columns.item=... data.columns.time=... and data.columns.session=... "
+            "or data.columns.user=... (docs/data.md)."
         )
     return max(matches, key=lambda f: len(f.columns)).name
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from fedpath.errors import ConfigError
-from fedpath.schema import EVENT_COLUMNS, Action
+from fedpath.schema import EVENT_COLUMNS, SPLIT_COLUMN, Action
 
 TIMESTAMP_UNITS: dict[str, tuple[int, int]] = {  # unit -> (multiplier, divisor) to milliseconds
     "s": (1000, 1),
@@ -31,6 +31,9 @@ TIMESTAMP_UNITS: dict[str, tuple[int, int]] = {  # unit -> (multiplier, divisor)
     "us": (1, 1000),
     "ns": (1, 1_000_000),
 }
+AUTO_UNIT = "auto"  # integers are unix seconds or milliseconds, told apart by size; text is ISO
+ORDER_UNIT = "order"  # the log has no clock: the column only orders the events of a session
+_UNITS = (*TIMESTAMP_UNITS, AUTO_UNIT, ORDER_UNIT)
 _FORBIDDEN_DELIMITERS = '"\r\n'
 
 
@@ -38,11 +41,14 @@ _FORBIDDEN_DELIMITERS = '"\r\n'
 class ColumnMapping:
     """How the columns of one source table read as canonical events.
 
-    ``columns`` maps canonical column -> source column. Timestamps are integers in
-    ``timestamp_unit`` unless ``timestamp_format`` (a strptime format, or ``"ISO8601"``) says they
-    are text. ``action_values`` maps source values to actions; a value mapped to ``None`` is known
-    but unsupported (quarantined as such, not as unknown). Without an ``action`` column every row
-    is ``default_action``. ``header`` names the columns of a file that has no header row.
+    ``columns`` maps canonical column (or ``split``, for a pre-split log) -> source column.
+    Timestamps are integers in ``timestamp_unit`` unless ``timestamp_format`` (a strptime format,
+    or ``"ISO8601"``) says they are text. Unit ``auto`` reads seconds or milliseconds, whichever
+    is a time from 1995 to 2100 (their ranges do not overlap), and ISO 8601 text; ``order`` reads
+    a position, for a log without a clock. ``action_values`` maps source values to actions; a
+    value mapped to ``None`` is known but unsupported (quarantined as such, not as unknown).
+    Without an ``action`` column every row is ``default_action``. ``header`` names the columns
+    of a file that has no header row.
     """
 
     columns: Mapping[str, str]
@@ -67,10 +73,11 @@ class ColumnMapping:
         self._validate()
 
     def _validate(self) -> None:
-        unknown = sorted(set(self.columns) - set(EVENT_COLUMNS))
+        unknown = sorted(set(self.columns) - {*EVENT_COLUMNS, SPLIT_COLUMN})
         if unknown:
             raise ConfigError(
-                f"mapping keys must be canonical columns {EVENT_COLUMNS}, got {unknown}"
+                f"mapping keys must be canonical columns {EVENT_COLUMNS} or {SPLIT_COLUMN!r}, "
+                f"got {unknown}"
             )
         for required in ("item_id", "timestamp"):
             if required not in self.columns:
@@ -82,8 +89,8 @@ class ColumnMapping:
                 "action_values must be given exactly when an 'action' column is mapped, "
                 f"got columns {dict(self.columns)} and action_values {self.action_values}"
             )
-        if self.timestamp_unit not in TIMESTAMP_UNITS:
-            units = sorted(TIMESTAMP_UNITS)
+        if self.timestamp_unit not in _UNITS:
+            units = sorted(_UNITS)
             raise ConfigError(f"timestamp_unit must be one of {units}, got {self.timestamp_unit!r}")
         if len(self.delimiter) != 1 or self.delimiter in _FORBIDDEN_DELIMITERS:
             raise ConfigError(
@@ -270,6 +277,21 @@ FORMATS: dict[str, LogFormat] = {
                 header=_TAOBAO,
             ),
             file_pattern="UserBehavior*.csv",
+        ),
+        LogFormat(
+            # A published benchmark split (Diginetica as SR-GNN prepared it): its split column is
+            # the protocol, and position orders a session's views (the file has no times).
+            name="presplit",
+            columns=(SPLIT_COLUMN, "session_id", "position", "item_id"),
+            mapping=ColumnMapping(
+                columns={
+                    SPLIT_COLUMN: SPLIT_COLUMN,
+                    "session_id": "session_id",
+                    "timestamp": "position",
+                    "item_id": "item_id",
+                },
+                timestamp_unit=ORDER_UNIT,
+            ),
         ),
         LogFormat(
             name="fedpath",

@@ -17,7 +17,7 @@ import pandas as pd
 
 from fedpath.data.convert import to_events
 from fedpath.data.detect import check_columns, resolve_format
-from fedpath.data.formats import ColumnMapping, LogFormat, get_format
+from fedpath.data.formats import ORDER_UNIT, ColumnMapping, LogFormat, get_format
 from fedpath.data.quarantine import Quarantine
 from fedpath.data.records import open_source
 from fedpath.errors import DataFormatError
@@ -36,7 +36,8 @@ class LoadedLog:
     ``n_rows`` counts the records read from the source(s), header excluded, so that
     ``n_rows == len(events) + n_quarantined``. ``quarantine_path`` is None when nothing was
     rejected. ``synthetic`` comes from the file's ``<name>.meta.json`` sidecar (written by
-    ``fedpath synth``), so a generated log is never reported as a real one.
+    ``fedpath synth``), so a generated log is never reported as a real one. ``clockless``: its
+    times are positions (the log has no clock), so no time cut can have censored a session.
     """
 
     events: pd.DataFrame
@@ -46,6 +47,7 @@ class LoadedLog:
     n_quarantined: int
     quarantine_path: Path | None
     synthetic: bool = False
+    clockless: bool = False
 
 
 def iter_events(
@@ -91,6 +93,7 @@ def load_events(
         n_quarantined=quarantine.count,
         quarantine_path=quarantine.path,
         synthetic=synthetic,
+        clockless=log_format.mapping.timestamp_unit == ORDER_UNIT,
     )
 
 

@@ -35,6 +35,13 @@ complete sessions: Diginetica (CIKM Cup 2016) releases whole sessions and its cl
 plus an offset inside the session, so its "last timestamp" is not a moment at which a visit could
 have been cut; the default window would wrongly censor every session of its last day.
 
+Pre-split logs. When the events carry their ``split`` (the ``presplit`` format: a published
+benchmark split such as Diginetica's, prepared by SR-GNN), the file's split is the protocol and
+steps 2-4 do not run: nothing is filtered, collapsed or dropped, so the test cases are exactly
+the file's. Valid sessions are the log's own, else the last ``valid_fraction`` of its train
+sessions (by start, ties in file order; in a log without a clock, the last in the file), held
+out of train. The vocabulary is every item of the log, first appearance in split order.
+
 Each session also carries the most frequent non-null ``channel`` / ``category`` / ``source`` of
 its logged events (ties: the earliest), which natural partitioning groups partners by.
 """
@@ -52,9 +59,9 @@ import pandas as pd
 from fedpath.data.containers import Session, SplitDataset
 from fedpath.data.hashing import ItemHasher, hash_items, read_item_key
 from fedpath.data.sessionize import MS_PER_MINUTE, sessionize
-from fedpath.errors import ConfigError
+from fedpath.errors import ConfigError, DataFormatError
+from fedpath.schema import SPLIT_COLUMN, SPLITS
 
-SPLITS = ("train", "valid", "test")
 SESSION_LABELS = ("channel", "category", "source")
 
 
@@ -118,18 +125,11 @@ def apply_protocol(events: pd.DataFrame, config: ProtocolConfig | None = None) -
             f"item_id must be present on every event, got a missing one at row {first}"
         )
 
-    session_codes, session_ids = pd.factorize(events["session_id"])
-    keys = session_ids.astype(str).to_numpy(dtype=object)  # [S] session key by session code
-    item_codes, item_ids = pd.factorize(events["item_id"])
-    stamps = events["timestamp"].to_numpy(dtype=np.int64)
-    order = np.lexsort((np.arange(len(events)), stamps, session_codes))
-    logged = _Paths(
-        session_codes[order], item_codes[order], events["action"].to_numpy(np.int8)[order]
-    )
-    labels = {name: events[name].to_numpy(dtype=object)[order] for name in SESSION_LABELS}
-    about = _SessionFacts.of(logged.session, stamps[order], labels, config)
-
-    kept = _filter_to_fixed_point(logged, config)
+    log = _Log.of(events, config)
+    if log.given is not None:
+        return _apply_given_split(log, config)
+    kept = _filter_to_fixed_point(log.paths, config)
+    keys, about, item_ids = log.keys, log.about, log.item_ids
     ranked, n_train, n_valid = _rank_sessions(kept, about.start, keys, config)
     train = ranked.take(ranked.rank < n_train)
     vocab_codes = pd.unique(train.item)
@@ -151,6 +151,44 @@ def apply_protocol(events: pd.DataFrame, config: ProtocolConfig | None = None) -
         vocab=item_ids.astype(str).to_numpy(dtype=object)[vocab_codes].tolist(),
         stats=_stats(sessions, len(vocab_codes)),
         warnings=_empty_split_warnings(sessions, assigned, n_ranked, config),
+    )
+
+
+def _apply_given_split(log: _Log, config: ProtocolConfig) -> SplitDataset:
+    """The log's own split, nothing filtered (module doc, "Pre-split logs")."""
+    given = log.given.copy()  # type: ignore[union-attr]
+    if not (given == "valid").any():
+        train = np.flatnonzero(given == "train")
+        latest = train[np.lexsort((train, log.about.start[train]))]
+        n_valid = _round_half_up(config.valid_fraction * len(train))
+        given[latest[len(latest) - n_valid :]] = "valid"
+    split_index = pd.Series(given).map({name: i for i, name in enumerate(SPLITS)}).to_numpy()
+    if not (split_index == 0).any():
+        raise ConfigError("a pre-split log must give at least one train session, got none")
+    codes = np.arange(len(given))
+    rank = np.empty(len(given), dtype=np.int64)
+    rank[np.lexsort((codes, log.about.start, split_index))] = codes
+    rows = np.argsort(rank[log.paths.session], kind="stable")
+    ranked = log.paths.take(rows)
+    vocab_codes = pd.unique(ranked.item)
+    index_of = np.full(len(log.item_ids), -1, dtype=np.int64)
+    index_of[vocab_codes] = np.arange(len(vocab_codes))
+    sessions = {
+        name: _sessions(
+            ranked.take(split_index[ranked.session] == i), index_of, log.keys, log.about
+        )
+        for i, name in enumerate(SPLITS)
+    }
+    return SplitDataset(
+        **sessions,
+        vocab=log.item_ids.astype(str).to_numpy(dtype=object)[vocab_codes].tolist(),
+        stats=_stats(sessions, len(vocab_codes)),
+        warnings=tuple(
+            f"the {name} split is empty, so its metrics are n/a: the log gives no {name} "
+            "session" + (f" (valid_fraction={config.valid_fraction})" if name == "valid" else "")
+            for name in ("valid", "test")
+            if not sessions[name] and not (name == "valid" and config.valid_fraction == 0)
+        ),
     )
 
 
@@ -197,6 +235,42 @@ class _Paths:
     def heads(self) -> np.ndarray:
         """Row of each session's first event."""
         return np.flatnonzero(np.diff(self.session, prepend=-1) != 0)
+
+
+@dataclass(frozen=True)
+class _Log:
+    """A log's events grouped by session (session codes in file order), time order inside."""
+
+    paths: _Paths
+    about: _SessionFacts
+    keys: np.ndarray  # [S] object: session key by session code
+    item_ids: pd.Index  # item id by item code
+    given: np.ndarray | None  # [S] object: the split a pre-split log gives each session
+
+    @staticmethod
+    def of(events: pd.DataFrame, config: ProtocolConfig) -> _Log:
+        session_codes, session_ids = pd.factorize(events["session_id"])
+        keys = session_ids.astype(str).to_numpy(dtype=object)
+        item_codes, item_ids = pd.factorize(events["item_id"])
+        stamps = events["timestamp"].to_numpy(dtype=np.int64)
+        order = np.lexsort((np.arange(len(events)), stamps, session_codes))
+        paths = _Paths(
+            session_codes[order], item_codes[order], events["action"].to_numpy(np.int8)[order]
+        )
+        labels = {name: events[name].to_numpy(dtype=object)[order] for name in SESSION_LABELS}
+        about = _SessionFacts.of(paths.session, stamps[order], labels, config)
+        given = None
+        if SPLIT_COLUMN in events:
+            split = events[SPLIT_COLUMN].to_numpy(dtype=object)[order]  # [n] by event
+            given = split[paths.heads()]
+            mixed = np.flatnonzero(split != given[paths.session])
+            if len(mixed):
+                row = mixed[0]
+                raise DataFormatError(
+                    f"session {keys[paths.session[row]]!r} must lie in one split, got "
+                    f"{given[paths.session[row]]!r} and {split[row]!r}"
+                )
+        return _Log(paths, about, keys, item_ids, given)
 
 
 @dataclass(frozen=True)

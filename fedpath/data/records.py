@@ -14,6 +14,9 @@ line is quarantined alone ("unterminated quote from line N") and framing resumes
 line, so every other line is still read. Two stray quotes fewer than that many lines apart still
 frame the lines between them as one record (rejected whole, all of them in its ``raw``).
 
+A gzip file (told by its magic bytes, whatever its name) is decompressed as it is read, so it
+streams like a plain one and memory stays bounded by the chunk, not the file.
+
 Text is UTF-8; undecodable bytes become U+FFFD rather than stopping the load (a damaged id then
 fails validation, or passes as a different string, as it would in any text tool).
 """
@@ -21,11 +24,13 @@ fails validation, or passes as a different string, as it would in any text tool)
 from __future__ import annotations
 
 import csv
+import gzip
 import json
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -42,6 +47,9 @@ from fedpath.errors import DataFormatError
 _NL, _CR, _QUOTE = ord("\n"), ord("\r"), ord('"')
 _BOM = b"\xef\xbb\xbf"
 _PARQUET_MAGIC = b"PAR1"
+_GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)  # a damaged or cut compressed file
+_T = TypeVar("_T")
 _BYTES_PER_LINE_GUESS = 128
 MAX_RECORD_LINES = 20  # lines one record (a quoted field with line breaks) may span
 
@@ -75,11 +83,31 @@ def is_parquet(path: Path) -> bool:
         return stream.read() == _PARQUET_MAGIC
 
 
+def open_bytes(path: Path) -> BinaryIO:
+    """The bytes of ``path``, decompressed as they are read when it is gzip."""
+    with path.open("rb") as stream:
+        compressed = stream.read(len(_GZIP_MAGIC)) == _GZIP_MAGIC
+    return gzip.open(path, "rb") if compressed else path.open("rb")
+
+
+def plain_name(path: Path) -> str:
+    """The file name a format's name pattern is matched against: without a ``.gz`` suffix."""
+    return path.name.removesuffix(".gz").removesuffix(".GZ")
+
+
 def first_record(path: Path) -> str:
     """The first record of a text file (its header, when it has one), decoded."""
-    with path.open("rb") as stream:
-        record, _ = _read_first_record(stream)
+    with open_bytes(path) as stream:
+        record, _ = _reading(path, lambda: _read_first_record(stream))
     return record
+
+
+def _reading(path: Path, read: Callable[[], _T]) -> _T:
+    """``read()``, with a damaged compressed file said as a DataFormatError naming it."""
+    try:
+        return read()
+    except _GZIP_ERRORS as error:
+        raise DataFormatError(f"{path}: cannot read it as gzip: {error}") from None
 
 
 def split_header(text: str, delimiter: str) -> list[str]:
@@ -122,9 +150,11 @@ class TextSource(Closing):
     def __init__(self, path: Path, *, delimiter: str, header: tuple[str, ...] | None) -> None:
         self.path = path
         self.delimiter = delimiter
-        self._stream = path.open("rb")
+        self._stream = open_bytes(path)
         if header is None:
-            self.header_text, n_header_lines = _read_first_record(self._stream)
+            self.header_text, n_header_lines = _reading(
+                path, lambda: _read_first_record(self._stream)
+            )
             self.columns = split_header(self.header_text, delimiter)
         else:
             if self._stream.read(len(_BOM)) != _BOM:
@@ -138,7 +168,8 @@ class TextSource(Closing):
         """Records of about ``chunk_rows`` lines each, with only ``columns`` kept."""
         positions = [self.columns.index(c) for c in columns]  # first occurrence of each
         line = self._first_line
-        for block in _blocks(self._stream, chunk_rows):
+        blocks = _blocks(self._stream, chunk_rows)
+        while (block := _reading(self.path, lambda: next(blocks, None))) is not None:
             chunk, n_lines = _split_block(self, block, line, positions, columns, quarantine)
             line += n_lines
             if len(chunk.lines):
