@@ -79,7 +79,7 @@ def prepare_local_data(
         )
     contract = bundle.federation
     protocol = contract.protocol_config(item_key_path=bundle.item_key)
-    if complete_sessions:
+    if complete_sessions or loaded.clockless:  # no time cut can have ended a session
         protocol = replace(protocol, censor_window_minutes=None)
     split = apply_protocol(loaded.events, protocol)
     bucket_of = _bucket_numbers(split.vocab, str(log_path))

@@ -64,6 +64,16 @@ def test_valid_fraction_zero_trains_on_the_whole_train_split(tmp_path: Path) -> 
     assert split.valid == [] and split.warnings == ()
 
 
+def test_a_log_without_a_clock_is_never_censored(tmp_path: Path) -> None:
+    # Prepare: complete_sessions off, so only the positions-not-times rule can stop censoring
+    source = DataSource("presplit", FIXTURES / "presplit.csv", complete_sessions=False)
+
+    data = prepare(source, ProtocolConfig(valid_fraction=0), tmp_path)
+
+    assert data.log.clockless
+    assert [s.censored for s in data.split.train + data.split.test] == [False] * 3
+
+
 def test_a_session_in_two_splits_is_refused_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "split.csv"
     path.write_text("split,session_id,position,item_id\ntrain,7,0,1\ntest,7,1,2\ntrain,8,0,1\n")
