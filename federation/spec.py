@@ -2,7 +2,9 @@
 
 Flower ships weights as an ordered list of arrays; fedpath models speak named arrays. Server and
 partners derive the order (sorted names) and the dtypes from the same fresh model, so a list
-that crosses the wire always maps back onto the right names.
+that crosses the wire always maps back onto the right names. A pair-count model's sparse table
+travels in a fixed layout (``fedpath.federation.pair_wire``), so every partner's list has the
+same shapes whatever it observed.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from typing import Any
 import numpy as np
 
 from fedpath.data.cases import expand_prefixes
+from fedpath.federation.pair_wire import PairWire
 from fedpath.models.base import NextStepModel
+from fedpath.models.pairs import PairCountModel
 from fedpath.models.popularity import Popularity
 from fedpath.models.registry import build_model, model_class
 
@@ -54,21 +58,37 @@ class ModelSpec:
         return model.get_weights()
 
     @cached_property
+    def pair_wire(self) -> PairWire | None:
+        """The wire layout of the model's pair table; None for a model without one."""
+        model = self.build()
+        return PairWire(model) if isinstance(model, PairCountModel) else None
+
+    @cached_property
+    def _wire_template(self) -> dict[str, np.ndarray]:
+        return self._to_wire(self.initial_weights)
+
+    def _to_wire(self, weights: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        return weights if self.pair_wire is None else self.pair_wire.encode(weights)
+
+    @cached_property
     def names(self) -> list[str]:
-        return sorted(self.initial_weights)
+        """The wire arrays' names, in the order Flower's list holds them."""
+        return sorted(self._wire_template)
 
     def to_arrays(self, weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        """Named weights as Flower's ordered list."""
-        return [np.asarray(weights[name]) for name in self.names]
+        """Named weights as Flower's ordered list (a pair table in its wire layout)."""
+        wire = self._to_wire(weights)
+        return [np.asarray(wire[name]) for name in self.names]
 
     def from_arrays(self, arrays: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        """Flower's ordered list back to named weights, in the model's own dtypes."""
+        """Flower's ordered list (e.g. a secure sum) back to the model's named weights."""
         if len(arrays) != len(self.names):
             raise ValueError(
                 f"weights must be {len(self.names)} arrays for {self.name!r}, got {len(arrays)}"
             )
-        template = self.initial_weights
-        return {
+        template = self._wire_template
+        wire = {
             name: np.asarray(array).astype(template[name].dtype, copy=False)
             for name, array in zip(self.names, arrays, strict=True)
         }
+        return wire if self.pair_wire is None else self.pair_wire.decode(wire)

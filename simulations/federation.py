@@ -194,6 +194,12 @@ def _check(
         raise ConfigError(
             f"faults.hostile_partners must be partner indices below {len(partners)}, got {outside}"
         )
+    if config.privacy.session is not None and spec.pair_wire and spec.pair_wire.sketched:
+        raise ConfigError(
+            f"model.pair_cells must give a dense pair table under privacy.session (noise must "
+            f"cover every pair, observed or not): {spec.n_items}² entries need pair_cells >= "
+            f"{-(-(spec.n_items**2) // 4)}, got {spec.pair_wire.model.pair_cells}"
+        )
     check_combination(
         config.privacy,
         secagg=config.secagg.enabled,
@@ -253,15 +259,16 @@ def _champion(config: FederationConfig, spec: ModelSpec) -> list[np.ndarray]:
     if path is None:
         return spec.to_arrays(spec.initial_weights)
     model = load_model_file(path)  # an encrypted champion needs $FEDPATH_MODEL_KEY
-    weights = model.get_weights()
-    shapes = {name: array.shape for name, array in weights.items()}
-    expected = {name: array.shape for name, array in spec.initial_weights.items()}
-    if model.name != spec.name or shapes != expected:
+    same = (model.name, model.n_items) == (spec.name, spec.n_items)
+    arrays = spec.to_arrays(model.get_weights()) if same else []  # in the wire's layout
+    if not same or [a.shape for a in arrays] != [
+        a.shape for a in spec.to_arrays(spec.initial_weights)
+    ]:
         raise ConfigError(
             f"gate.champion {path} must be a {spec.name!r} model with the run's arrays "
             f"({spec.n_items} items), got a {model.name!r} model over {model.n_items} items"
         )
-    return spec.to_arrays(weights)
+    return arrays
 
 
 def _store(folder: Path, partners: list[Partner], max_len: int) -> list[int]:

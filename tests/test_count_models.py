@@ -15,6 +15,7 @@ from fedpath.data.containers import Cases, Session
 from fedpath.data.loader import load_events
 from fedpath.data.protocol import ProtocolConfig, apply_protocol
 from fedpath.evaluate import evaluate
+from fedpath.federation.spec import ModelSpec
 from fedpath.metrics.ranking import target_ranks
 from fedpath.models.cooccurrence import SessionCooccurrence
 from fedpath.models.markov import MarkovChain
@@ -116,24 +117,36 @@ def random_sessions(seed: int, n: int, n_items: int) -> list[Session]:
     return sessions(*paths, actions=actions)
 
 
+@pytest.mark.parametrize("pair_cells", [4096, 2400], ids=["dense wire", "sketch wire"])
 @pytest.mark.parametrize("model_class", COUNT_MODELS)
-def test_summed_partner_weights_equal_one_fit_on_the_union(model_class: type[Popularity]) -> None:
+def test_summed_partner_wire_arrays_equal_one_fit_on_the_union(
+    model_class: type[Popularity], pair_cells: int
+) -> None:
     # Prepare: two partners over one vocabulary; short prefixes so truncation is exercised.
-    first, second = random_sessions(1, 30, 12), random_sessions(2, 25, 12)
-    fit = lambda s: model_class(n_items=12).fit(expand_prefixes(s, max_len=3))  # noqa: E731
+    # 100² pair entries: 4 · 4096 cells make the wire dense, 4 · 2400 a sketch.
+    first, second = random_sessions(1, 30, 100), random_sessions(2, 25, 100)
+    params = {} if model_class is Popularity else {"pair_cells": pair_cells}
+    spec = ModelSpec(model_class.name, n_items=100, params=params)
+    fit = lambda s: spec.build().fit(expand_prefixes(s, max_len=3))  # noqa: E731
 
-    # Execute
-    a, b, union = fit(first).get_weights(), fit(second).get_weights(), fit(first + second)
-    summed = {name: a[name] + b[name] for name in a}
-    federated = model_class(n_items=12)
+    # Execute: what a federation does, the sum of the partners' wire arrays, decoded.
+    a, b, union = (
+        spec.to_arrays(fit(first).get_weights()),
+        spec.to_arrays(fit(second).get_weights()),
+        fit(first + second),
+    )
+    summed = spec.from_arrays([x + y for x, y in zip(a, b, strict=True)])
+    federated = spec.build()
     federated.set_weights(summed)
 
-    # Assert: identical counts, hence identical predictions.
+    # Assert: identical weights, array for array and dtype for dtype, hence identical predictions.
     expected = union.get_weights()
     assert summed.keys() == expected.keys()
     for name in expected:
         np.testing.assert_array_equal(summed[name], expected[name], err_msg=name)
-    probe = expand_prefixes(random_sessions(3, 10, 12), max_len=3)
+        assert summed[name].dtype == expected[name].dtype, name
+    assert spec.pair_wire is None or spec.pair_wire.sketched == (pair_cells == 2400)
+    probe = expand_prefixes(random_sessions(3, 10, 100), max_len=3)
     np.testing.assert_array_equal(
         federated.predict(probe).item_scores, union.predict(probe).item_scores
     )
@@ -159,8 +172,10 @@ def test_fit_counts_from_zero_so_a_federation_never_counts_twice(
 def test_weights_are_checked_by_name_and_shape() -> None:
     model = MarkovChain(n_items=3)
     weights = MarkovChain(n_items=3).fit(expand_prefixes(sessions([0, 1]))).get_weights()
-    with pytest.raises(ValueError, match="weights must contain 'transitions'"):
-        model.set_weights({k: v for k, v in weights.items() if k != "transitions"})
+    with pytest.raises(ValueError, match=r"weights must contain 'transitions\.data'"):
+        model.set_weights({k: v for k, v in weights.items() if k != "transitions.data"})
+    with pytest.raises(ValueError, match=r"weights\[transitions.\*\] must be a CSR of shape"):
+        model.set_weights({**weights, "transitions.indices": np.array([3], dtype=np.int32)})
     with pytest.raises(ValueError, match=r"weights\['item_counts'\] must have shape \(3,\)"):
         model.set_weights({**weights, "item_counts": np.zeros(4)})
 

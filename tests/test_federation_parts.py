@@ -224,8 +224,10 @@ def test_spec_orders_arrays_by_name_and_restores_the_model_dtypes():
     # Execute
     arrays = spec.to_arrays(weights)
     back = spec.from_arrays([a.astype(np.float64) for a in arrays])
-    # Assert
-    assert spec.names == sorted(weights)
+    # Assert: the wire carries the sparse transitions as one fixed-shape table (4² <= 4 cells · 4)
+    assert spec.names == ["action_counts", "conversion_counts", "item_counts", "transitions"]
+    assert [a.shape for a in arrays] == [(3, 4), (3, 2), (4,), (4, 4)]
+    assert back.keys() == weights.keys()
     assert all(back[k].dtype == weights[k].dtype for k in weights)
     assert all(not back[k].any() for k in back)  # a count model starts from zero counts
     assert spec.is_count and not ModelSpec("gru4rec", n_items=4).is_count

@@ -59,20 +59,28 @@ def _natural_partners(split: SplitDataset) -> list:
 
 
 @pytest.mark.parametrize(
-    ("model", "secagg"),
+    ("model", "secagg", "pair_cells"),
     [
-        ("markov", True),
+        ("markov", True, None),
+        # 232² = 53,824 table entries > 4 · 12,000 sketch values: the table travels as a sketch
+        ("markov", True, 12_000),
         # secagg=off only swaps Flower's plain fit step in; slow-marked to keep the suite short
-        pytest.param("cooccurrence", False, marks=pytest.mark.slow),
+        pytest.param("cooccurrence", False, None, marks=pytest.mark.slow),
     ],
-    ids=["secagg", "plain"],
+    ids=["secagg", "secagg-sketch", "plain"],
 )
-def test_count_model_federated_equals_centralized_bit_for_bit(rees46, model, secagg):
+def test_count_model_federated_equals_centralized_bit_for_bit(rees46, model, secagg, pair_cells):
     # Prepare
     partners = _natural_partners(rees46)
+    params = {} if pair_cells is None else {"pair_cells": pair_cells}
     config = FederationConfig(
-        model=model, strategy="sum", rounds=2, secagg=SecAggSettings(enabled=secagg, timeout=120)
+        model=model,
+        model_params=params,
+        strategy="sum",
+        rounds=2,
+        secagg=SecAggSettings(enabled=secagg, timeout=120),
     )
+    assert ModelSpec(model, rees46.n_items, params).pair_wire.sketched == (pair_cells is not None)
     central = build_model(model, n_items=rees46.n_items)
     central.fit(expand_prefixes(rees46.train))
     # Execute

@@ -9,6 +9,7 @@ from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters
 
 from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import Session
+from fedpath.federation.spec import ModelSpec
 from fedpath.models.registry import build_model
 from fedpath.privacy.dp.counts import (
     cap_session_cases,
@@ -71,11 +72,12 @@ def test_one_capped_session_changes_the_counts_by_at_most_the_sensitivity(model,
     without = _background()
     with_it = [*without, _session("extreme", extreme, actions)]
     counted = {}
+    spec = ModelSpec(model, n_items=N_ITEMS)  # the noise covers the wire arrays: dense here
     for name, sessions in (("without", without), ("with", with_it)):
-        fitted = build_model(model, n_items=N_ITEMS)
+        fitted = spec.build()
         fitted.fit(cap_session_cases(expand_prefixes(sessions), cap))
-        counted[name] = fitted.get_weights()
-    names = sorted(counted["with"])
+        counted[name] = dict(zip(spec.names, spec.to_arrays(fitted.get_weights()), strict=True))
+    names = spec.names
     # Execute
     change = np.sqrt(
         sum(((counted["with"][n] - counted["without"][n]).astype(float) ** 2).sum() for n in names)

@@ -16,6 +16,7 @@ from federation_paths import TINY_GRU, paths, walk_split  # pytest puts tests/ o
 
 from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import Partner, SplitDataset
+from fedpath.errors import ConfigError
 from fedpath.federation.config import FederationConfig, SecAggSettings
 from fedpath.federation.spec import ModelSpec
 from fedpath.models.registry import build_model
@@ -127,12 +128,13 @@ def test_noisy_counts_pass_the_exact_secure_sum_with_the_distributed_noise(tmp_p
     )
     central = build_model("markov", n_items=split.n_items)
     central.fit(cap_session_cases(expand_prefixes(split.train), session.max_session_cases))
-    exact = central.get_weights()
+    spec = ModelSpec("markov", n_items=split.n_items)  # 60 items: the dense wire, noised
+    exact = dict(zip(spec.names, spec.to_arrays(central.get_weights()), strict=True))
     # Execute
     result = run_federation(split, partners, config)
     # Assert: integers clipped at 0; where the true count is 0 the sum holds max(0, noise), whose
     # mean square is s²/2 with s² = (σΔ)² plus the three partners' rounding (3/12)
-    noisy = result.weights
+    noisy = dict(zip(spec.names, spec.to_arrays(result.weights), strict=True))
     assert all(np.issubdtype(a.dtype, np.integer) and (a >= 0).all() for a in noisy.values())
     zero = exact["transitions"] == 0
     s = np.sqrt(2 * (noisy["transitions"][zero].astype(float) ** 2).mean())
@@ -143,3 +145,24 @@ def test_noisy_counts_pass_the_exact_secure_sum_with_the_distributed_noise(tmp_p
     assert result.privacy.session_epsilon == pytest.approx(
         epsilon(noise_multiplier=0.5, sample_rate=1.0, steps=1, delta=DELTA)
     )
+
+
+def test_session_dp_refuses_a_pair_table_sent_as_a_sketch(tmp_path: Path):
+    # Prepare: 60² = 3,600 table entries > 4 · 100 sketch values; noise needs every pair's entry
+    split = SplitDataset(
+        train=paths(40, 1), valid=paths(5, 2), test=paths(5, 3), vocab=[f"i{i}" for i in range(60)]
+    )
+    session = SessionDP(
+        noise_multiplier=0.5, max_session_cases=4, budget_epsilon=50.0, ledger_dir=str(tmp_path)
+    )
+    config = FederationConfig(
+        model="markov",
+        model_params={"pair_cells": 100},
+        strategy="sum",
+        rounds=1,
+        privacy=PrivacySettings(delta=DELTA, session=session),
+    )
+    partners = partition(split, PartitionConfig(scheme="iid", n_partners=2))
+    # Execute / Assert: refused before any partner starts
+    with pytest.raises(ConfigError, match=r"pair_cells >= 900, got 100"):
+        run_federation(split, partners, config)

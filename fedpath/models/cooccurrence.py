@@ -4,8 +4,9 @@ cooc(p, j) = number of training sessions containing both p and j (p ≠ j; diago
 prefix p₁…p_k, score(j) = Σᵢ cooc(pᵢ, j) / (k − i + 1) × 10⁶ + pop(j): the last item weighs 1,
 the one before ½, and so on, because the latest clicks say most about what comes next.
 
-Memory: cooc is a dense [V, V] int32 array (4·V² bytes; see ``markov`` for the limit); it is
-built from a sparse session × item incidence matrix, so fitting never holds more than that.
+Memory: cooc is a sparse CSR (``fedpath.models.pairs``) built from a sparse session × item
+incidence matrix, one entry per distinct co-occurring pair; scoring multiplies a batch's sparse
+[n, V] prefix weights by it, so only the batch's [n, V] scores are ever dense.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 from scipy import sparse
 
 from fedpath.data.containers import Cases
-from fedpath.models.popularity import Popularity
+from fedpath.models.pairs import PairCountModel
 
 
 def session_item_incidence(cases: Cases, n_items: int) -> sparse.csr_matrix:
@@ -25,33 +26,33 @@ def session_item_incidence(cases: Cases, n_items: int) -> sparse.csr_matrix:
     items = np.concatenate([cases.prefixes[firsts, 0], cases.next_item[steps]])
     _, rows = np.unique(sessions, return_inverse=True)
     incidence = sparse.csr_matrix(
-        (np.ones(len(items), dtype=np.int32), (rows, items)),
+        (np.ones(len(items), dtype=np.int64), (rows, items)),
         shape=(int(rows.max(initial=-1)) + 1, n_items),
     )
     incidence.data[:] = 1  # duplicates were summed: a session counts once per item
     return incidence
 
 
-class SessionCooccurrence(Popularity):
+class SessionCooccurrence(PairCountModel):
     """Next item from how often it shared a training session with each item of the prefix."""
 
     name = "cooccurrence"
+    pair_name = "cooc"  # [V, V] sessions holding both items
 
-    def _count(self, cases: Cases) -> dict[str, np.ndarray]:
-        counts = super()._count(cases)
+    def _pairs(self, cases: Cases) -> sparse.csr_matrix:
         incidence = session_item_incidence(cases, self.n_items)
-        cooc = (incidence.T @ incidence).toarray().astype(np.int32)  # [V, V]
-        np.fill_diagonal(cooc, 0)
-        return {**counts, "cooc": cooc}
+        cooc = (incidence.T @ incidence).tocsr()  # [V, V]
+        cooc.setdiag(0)
+        return cooc
 
-    def _shapes(self) -> dict[str, tuple[int, ...]]:
-        return {**super()._shapes(), "cooc": (self.n_items, self.n_items)}
-
-    def _primary(self, cases: Cases) -> np.ndarray:
-        cooc = self._fitted()["cooc"]
-        scores = np.zeros((len(cases), self.n_items), dtype=np.float64)  # [n, V]
-        for position in range(cases.prefixes.shape[1]):
-            active = position < cases.lengths  # [n]
-            distance = (cases.lengths[active] - position).astype(np.float64)  # k − i + 1
-            scores[active] += cooc[cases.prefixes[active, position]] / distance[:, None]
-        return scores
+    def _primary(self, cases: Cases) -> sparse.csr_matrix:
+        width = cases.prefixes.shape[1]
+        position = np.arange(width)
+        active = position[None, :] < cases.lengths[:, None]  # [n, max_len]
+        rows, cols = np.nonzero(active)
+        distance = (cases.lengths[rows] - cols).astype(np.float64)  # k − i + 1
+        weights = sparse.csr_matrix(
+            (1.0 / distance, (rows, cases.prefixes[rows, cols])),
+            shape=(len(cases), self.n_items),
+        )  # [n, V]: an item twice in a prefix adds both weights
+        return weights @ self.pair_counts().astype(np.float64)  # [n, V]

@@ -3,33 +3,30 @@
 score(j) = count(last → j as consecutive pair in train) × 10⁶ + pop(j); a last item never seen
 with a successor scores by popularity alone, which is the protocol's fallback.
 
-Memory: the transition counts are a dense [V, V] int32 array, 4·V² bytes (5.5 MB at V = 1,169,
-400 MB at V = 10k). Larger vocabularies need a sparse matrix, and for secure summation a layout
-agreed by every partner (e.g. hashed pair buckets); neither is built here.
+Memory: the transition counts are a sparse CSR (``fedpath.models.pairs``), one entry per
+distinct observed transition; a batch's primary scores are its rows, still sparse.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 
 from fedpath.data.containers import Cases
-from fedpath.models.popularity import Popularity, last_items
+from fedpath.models.pairs import PairCountModel, canonical_csr
+from fedpath.models.popularity import last_items
 
 
-class MarkovChain(Popularity):
+class MarkovChain(PairCountModel):
     """Next item from the counts of (last item → next item) pairs in training sessions."""
 
     name = "markov"
+    pair_name = "transitions"  # [V, V] last item -> next item
 
-    def _count(self, cases: Cases) -> dict[str, np.ndarray]:
-        counts = super()._count(cases)
+    def _pairs(self, cases: Cases) -> sparse.csr_matrix:
         steps = cases.next_item >= 0
-        transitions = np.zeros((self.n_items, self.n_items), dtype=np.int32)
-        np.add.at(transitions, (last_items(cases)[steps], cases.next_item[steps]), 1)
-        return {**counts, "transitions": transitions}  # [V, V] last item -> next item
+        ones = np.ones(int(steps.sum()), dtype=np.int64)
+        return canonical_csr(last_items(cases)[steps], cases.next_item[steps], ones, self.n_items)
 
-    def _shapes(self) -> dict[str, tuple[int, ...]]:
-        return {**super()._shapes(), "transitions": (self.n_items, self.n_items)}
-
-    def _primary(self, cases: Cases) -> np.ndarray:
-        return self._fitted()["transitions"][last_items(cases)].astype(np.float64)  # [n, V]
+    def _primary(self, cases: Cases) -> sparse.csr_matrix:
+        return self.pair_counts()[last_items(cases)].astype(np.float64)  # [n, V]

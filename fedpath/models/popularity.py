@@ -7,8 +7,9 @@ nothing derived (probabilities, normalised scores) is ever stored.
 
 Item scores follow the evaluation protocol's definition, ``primary(j) × 10⁶ + pop(j)``, in
 float64. That lexicographic score does not survive float32 (whose 24-bit mantissa loses the
-popularity tie-break once the primary count passes 16), so ``predict`` returns the score's dense
-rank within its row instead: float32 holds it exactly, and order and ties are preserved.
+popularity tie-break once the primary count passes 16), so ``predict`` returns the score's index
+among the batch's distinct scores instead: float32 holds it exactly, and order and ties are
+preserved (``lexicographic_scores``).
 
 Next action: P(next | last action of the prefix), Laplace-smoothed transition counts.
 Conversion: P(session converts | furthest stage the prefix reached), Laplace-smoothed counts
@@ -18,24 +19,36 @@ of prediction cases. Both are counts over cases, so they federate exactly too.
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 
 from fedpath.data.containers import Cases
 from fedpath.models.base import EpochCallback, NextStepModel, Predictions
 from fedpath.schema import N_ACTIONS, Action
 
 PRIMARY_SCALE = 1e6  # the protocol's ×10⁶: the primary count outranks any popularity
+FLOAT32_EXACT = 2**24  # float32 holds every integer up to this one exactly
 N_LOGGED = int(Action.PURCHASE) + 1  # actions a prefix can end with (EXIT is never logged)
 
 
-def dense_rank(scores: np.ndarray) -> np.ndarray:
-    """Per row, 0 for the lowest distinct score, 1 for the next, ... (equal scores, equal rank)."""
-    order = np.argsort(scores, axis=1, kind="stable")  # [n, V]
-    ascending = np.take_along_axis(scores, order, axis=1)
-    steps = np.zeros(scores.shape, dtype=np.float32)
-    np.cumsum(np.diff(ascending, axis=1) != 0, axis=1, out=steps[:, 1:])
-    ranks = np.empty_like(steps)
-    np.put_along_axis(ranks, order, steps, axis=1)
-    return ranks
+def lexicographic_scores(
+    popularity: np.ndarray, primary: sparse.spmatrix | None, n: int
+) -> np.ndarray:
+    """[n, V] float32 scores with the order and ties of ``primary × 10⁶ + pop`` in every row.
+
+    ``primary`` ([n, V], sparse) is zero but where a row has evidence, so most of a row scores
+    ``pop``. Each score is replaced by its index among the distinct scores of the whole batch
+    (every popularity and every nonzero-primary score): float32 holds that index exactly, and
+    one sort of those few values replaces a sort of every [V] row.
+    """
+    coo = sparse.coo_matrix((n, len(popularity))) if primary is None else primary.tocoo()
+    values = coo.data * PRIMARY_SCALE + popularity[coo.col]
+    levels = np.unique(np.concatenate([popularity, values]))
+    if len(levels) > FLOAT32_EXACT:
+        raise ValueError(f"a batch must hold <= {FLOAT32_EXACT} distinct scores, got {len(levels)}")
+    scores = np.empty((n, len(popularity)), dtype=np.float32)
+    scores[:] = np.searchsorted(levels, popularity).astype(np.float32)
+    scores[coo.row, coo.col] = np.searchsorted(levels, values)
+    return scores
 
 
 def last_items(cases: Cases) -> np.ndarray:
@@ -120,11 +133,7 @@ class Popularity(NextStepModel):
         """Scores from counts: rank of ``primary × 10⁶ + pop``, smoothed action and conversion."""
         weights = self._fitted()
         popularity = weights["item_counts"].astype(np.float64)  # [V]
-        primary = self._primary(cases)  # [n, V] or None
-        if primary is None:  # one ranking for every prefix: sort it once
-            item_scores = np.repeat(dense_rank(popularity[None, :]), len(cases), axis=0)
-        else:
-            item_scores = dense_rank(primary * PRIMARY_SCALE + popularity)
+        item_scores = lexicographic_scores(popularity, self._primary(cases), len(cases))
         alpha = self.smoothing
         last_action = cases.prefix_actions[np.arange(len(cases)), cases.lengths - 1]
         transitions = weights["action_counts"][last_action] + alpha  # [n, 4]
@@ -135,8 +144,8 @@ class Popularity(NextStepModel):
             convert_prob=(conversions[:, 1] / conversions.sum(axis=1)).astype(np.float32),
         )
 
-    def _primary(self, cases: Cases) -> np.ndarray | None:
-        """[n, V] float64 score that popularity only breaks ties of; None for pure popularity."""
+    def _primary(self, cases: Cases) -> sparse.spmatrix | None:
+        """[n, V] sparse float64 score that popularity only breaks ties of; None for popularity."""
         return None
 
     # -- state ----------------------------------------------------------------------------
