@@ -157,7 +157,7 @@ class TextSource(Closing):
             )
             self.columns = split_header(self.header_text, delimiter)
         else:
-            if self._stream.read(len(_BOM)) != _BOM:
+            if _reading(path, lambda: self._stream.read(len(_BOM))) != _BOM:
                 self._stream.seek(0)
             self.header_text, n_header_lines, self.columns = "", 0, list(header)
         self._first_line = n_header_lines + 1
