@@ -159,6 +159,11 @@ def outsider_home(root: Path, address: str, ca: Path) -> Path:
     return home
 
 
+# Two minutes of real processes: with the loopback campaign test and the reconnection test it
+# would take the default run past ~10 minutes, so it runs with the slow deployment tests
+# (`pytest -m slow tests/test_deployment_rogue_node.py`); the guard's refusals and the status
+# report of unknown nodes are tested in the default run above.
+@pytest.mark.slow
 def test_an_outsider_cannot_register_and_a_rogue_node_gets_nothing(
     reachable: tuple[Loopback, str],
 ) -> None:
