@@ -3,7 +3,8 @@ overlaid by an operator's own file.
 
 The daemons take plain YAML rather than a Hydra tree: an operator edits one file beside the
 workspace or bundle, and a key that is not in the defaults is refused with its file and path,
-so a typo never silently falls back to a default.
+so a typo never silently falls back to a default. ``packaged_yaml`` is the one reader of the
+YAML shipped in ``conf/``, for these defaults and the models' (``conf/model/``) alike.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ import yaml
 from fedpath.errors import ConfigError
 
 
+def packaged_yaml(*parts: str) -> Any:
+    """A YAML file shipped in ``conf/`` (``fedpath.conf``), found wherever fedpath is installed."""
+    return yaml.safe_load(files("fedpath.conf").joinpath(*parts).read_text(encoding="utf-8"))
+
+
 def load_service_config(name: str, override: Path | None = None) -> dict[str, Any]:
     """The packaged ``conf/<name>.yaml`` with ``override`` (a YAML file) merged over it."""
-    defaults = yaml.safe_load((files("fedpath.conf") / f"{name}.yaml").read_text())
+    defaults = packaged_yaml(f"{name}.yaml")
     if override is None:
         return defaults
     return _merge(defaults, read_yaml(Path(override)) or {}, str(override), "")

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import import_module
-from importlib.resources import files
 from typing import Any
-
-import yaml
 
 from fedpath.errors import ConfigError
 from fedpath.models.base import NextStepModel
+from fedpath.yamlconf import packaged_yaml
 
 MODELS: dict[str, str] = {
     "popularity": "fedpath.models.popularity:Popularity",
@@ -30,16 +28,20 @@ def model_class(name: str) -> type[NextStepModel]:
     return getattr(import_module(module_name), class_name)
 
 
-@cache
 def model_defaults(name: str) -> dict[str, Any]:
     """The hyper-parameters ``conf/model/<name>.yaml`` ships: the one source of a model's defaults.
 
     A model built from code and one built by the CLI from its Hydra config start from the same
-    values, so a default cannot be decided in the YAML and contradicted in a constructor.
+    values, so a default cannot be decided in the YAML and contradicted in a constructor. A fresh
+    copy each call: a caller changing it cannot change the next model's defaults.
     """
     model_class(name)  # an unknown name is refused before any file is read
-    text = files("fedpath.conf").joinpath("model", f"{name}.yaml").read_text(encoding="utf-8")
-    defaults = yaml.safe_load(text)
+    return dict(_shipped_defaults(name))
+
+
+@cache
+def _shipped_defaults(name: str) -> dict[str, Any]:
+    defaults = packaged_yaml("model", f"{name}.yaml")
     defaults.pop("name")
     return defaults
 
