@@ -13,6 +13,8 @@ from fedpath.metrics.classification import (
     action_macro_f1,
     auc_undefined_reason,
     conversion_auc,
+    exit_pr_auc,
+    pr_auc,
 )
 
 
@@ -91,3 +93,20 @@ def test_auc_with_one_class_is_nan_with_a_reason(caplog: pytest.LogCaptureFixtur
         "all 2 cases are converting; ROC-AUC needs both classes"
     )
     assert auc_undefined_reason(np.array([True, False])) is None
+
+
+def test_exit_pr_auc_by_hand_over_known_cases() -> None:
+    # Prepare: P(exit) 0.9, 0.8, 0.3, 0.2 for truths exit, view, exit, view; the -1 case drops.
+    probs = np.full((5, 4), 0.0, dtype=np.float32)
+    probs[:, 3] = [0.9, 0.8, 0.3, 0.2, 0.99]
+    labels = np.array([3, 0, 3, 0, -1])
+
+    # Execute
+    value = exit_pr_auc(probs, labels)
+
+    # Assert: AP = (1/1 + 2/3) / 2, the precision at each exit's rank
+    assert value == pytest.approx((1 + 2 / 3) / 2)
+
+
+def test_pr_auc_is_nan_with_one_class() -> None:
+    assert math.isnan(pr_auc(np.array([0.2, 0.4]), np.array([False, False])))

@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from sklearn.metrics import f1_score, roc_auc_score
+from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+from fedpath.schema import Action
 
 logger = logging.getLogger(__name__)
 
@@ -63,3 +65,24 @@ def conversion_auc(convert_prob: np.ndarray, converts: np.ndarray) -> float:
         logger.debug("conversion_auc is NaN: %s", reason)
         return float("nan")
     return float(roc_auc_score(np.asarray(converts, dtype=bool), np.asarray(convert_prob)))
+
+
+def pr_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Average precision (area under the precision-recall curve) of ``scores`` for ``labels``.
+
+    Unlike ROC-AUC it moves with the base rate: a rare event (an exit on Taobao's long sessions,
+    a purchase still ahead) is found only if the top of the ranking is right. NaN, as
+    ``conversion_auc``, when only one class occurs.
+    """
+    reason = auc_undefined_reason(labels)
+    if reason is not None:
+        logger.debug("pr_auc is NaN: %s", reason)
+        return float("nan")
+    return float(average_precision_score(np.asarray(labels, dtype=bool), np.asarray(scores)))
+
+
+def exit_pr_auc(action_probs: np.ndarray, labels: np.ndarray) -> float:
+    """``pr_auc`` of P(exit next) over the cases whose next action is known: who is leaving now."""
+    known = _known(labels)
+    exits = np.asarray(labels)[known] == Action.EXIT
+    return pr_auc(np.asarray(action_probs)[known, Action.EXIT], exits)
