@@ -11,10 +11,11 @@ It drives Flower's own deployment engine, nothing home-made on the wire:
 3. ``flwr run`` of fedpath's Flower App (``fedpath.server.deployed.server_app``) with the plan of
    the current campaign; a run that ends before the campaign is finished is launched again after a
    backoff and resumes from the last checkpointed round;
-4. ``/health``, ``/metrics`` (Prometheus) and ``/status`` over HTTP, JSON logs on stderr, and
-   every refusal the SuperLink reports (a node key it does not know) logged with its reason
-   and counted. A partner that does not trust the coordinator's certificate never reaches the
-   SuperLink's application layer: that refusal is logged by the partner's daemon.
+4. ``/health``, ``/metrics`` (Prometheus), ``/status`` and its page (``/``) over HTTP, JSON
+   logs on stderr, and every refusal the SuperLink reports (a node key it does not know) logged
+   with its reason and counted. A partner that does not trust the coordinator's certificate
+   never reaches the SuperLink's application layer: that refusal is logged by the partner's
+   daemon.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from fedpath.server.deployed.status import (
     status_metrics,
     write_status,
 )
+from fedpath.server.deployed.status_page import page_asset
 from fedpath.telemetry import PROMETHEUS_TEXT
 
 log = logging.getLogger(__name__)
@@ -405,6 +407,8 @@ def _handler(coordinator: Coordinator) -> type[BaseHTTPRequestHandler]:
                 self.send_body(HTTPStatus.OK, status_metrics(status), PROMETHEUS_TEXT)
             elif self.path == "/status":
                 self.send_json(HTTPStatus.OK, status)
+            elif (asset := page_asset(self.path)) is not None:
+                self.send_body(HTTPStatus.OK, *asset)
             else:
                 self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no such path {self.path!r}"})
 

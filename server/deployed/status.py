@@ -1,5 +1,5 @@
-"""The federation at a glance: what ``fedpath status`` prints and the coordinator's ``/status``
-and ``/metrics`` serve.
+"""The federation at a glance: what ``fedpath status`` prints and the coordinator's ``/status``,
+``/metrics`` and status page (``server/deployed/page/``) serve.
 
 Two small JSON documents in the coordinator's state folder hold it. ``campaign.json`` is written
 by the ServerApp (the process that runs the rounds, spawned by the SuperLink) after every step:
@@ -23,6 +23,8 @@ from fedpath.telemetry import Metric, json_safe, prometheus_text
 
 CAMPAIGN = "campaign.json"
 SERVICE = "service.json"
+GRADES = ("info", "warning", "critical")  # alert grades, least urgent first
+MODERATE_PSI = 0.1  # PSI from which a shift is "moderate" (the convention fedpath's drift follows)
 
 
 def write_status(path: Path, document: dict[str, Any]) -> None:
@@ -44,8 +46,67 @@ def read_status(path: Path) -> dict[str, Any]:
 
 
 def federation_status(state: Path) -> dict[str, Any]:
-    """Both documents of a coordinator's state folder, as ``/status`` serves them."""
-    return {"service": read_status(state / SERVICE), "campaign": read_status(state / CAMPAIGN)}
+    """Both documents of a coordinator's state folder, as ``/status`` serves them, with the
+    alerts they raise (graded here once, so the page and ``fedpath status`` agree)."""
+    status = {"service": read_status(state / SERVICE), "campaign": read_status(state / CAMPAIGN)}
+    return {**status, "alerts": status_alerts(status)}
+
+
+def status_alerts(status: dict[str, Any]) -> list[dict[str, str]]:
+    """``{"grade", "subject", "message"}`` per alert, most urgent first.
+
+    Critical: the SuperLink is down, a node no provisioned partner owns is connected, or a
+    partner's drift monitor has raised its alert. Warning: partners dropped out of the last
+    round, connections were refused, or a partner's drift is moderate (PSI from
+    ``MODERATE_PSI``). Info: a partner's drift is stable. Drift comes from ``campaign.drift``,
+    ``{partner: {"confidence_psi", "action_psi", "samples", "alert"}}``, when partners report it.
+    """
+    service, campaign = status.get("service", {}), status.get("campaign", {})
+    alerts = []
+    if service and not service.get("superlink_up"):
+        alerts.append(("critical", "superlink", "the SuperLink is not running"))
+    unknown = campaign.get("unknown_nodes", [])
+    if unknown:
+        alerts.append(
+            (
+                "critical",
+                "unknown nodes",
+                f"{len(unknown)} connected node(s) no provisioned partner's, never sampled: "
+                + ", ".join(str(n) for n in unknown),
+            )
+        )
+    records = campaign.get("records", [])
+    if records and records[-1].get("dropped"):
+        last = records[-1]
+        alerts.append(
+            (
+                "warning",
+                "dropouts",
+                f"round {last.get('round')}: {last['dropped']} sampled partner(s) dropped",
+            )
+        )
+    for reason, count in sorted(service.get("refusals", {}).items()):
+        alerts.append(("warning", "refusals", f"{count} connection(s) refused: {reason}"))
+    for partner, drift in sorted(campaign.get("drift", {}).items()):
+        alerts.append((_drift_grade(drift), f"drift {partner}", _drift_message(drift)))
+    alerts.sort(key=lambda alert: -GRADES.index(alert[0]))  # stable: order kept within a grade
+    return [{"grade": g, "subject": s, "message": m} for g, s, m in alerts]
+
+
+def _drift_grade(drift: dict[str, Any]) -> str:
+    if drift.get("alert"):
+        return "critical"
+    worst = max(drift.get("confidence_psi") or 0.0, drift.get("action_psi") or 0.0)
+    return "warning" if worst >= MODERATE_PSI else "info"
+
+
+def _drift_message(drift: dict[str, Any]) -> str:
+    state = {"critical": "drift alert", "warning": "moderate drift", "info": "stable"}
+    return (
+        f"{state[_drift_grade(drift)]}: confidence PSI {drift.get('confidence_psi', 0.0):.3f}, "
+        f"next-action PSI {drift.get('action_psi', 0.0):.3f} over "
+        f"{drift.get('samples', 0)} predictions"
+    )
 
 
 def render_status(status: dict[str, Any]) -> str:
