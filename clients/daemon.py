@@ -5,9 +5,11 @@ under the bundle's ``pseudonym.key`` as it is loaded), starts its prediction ser
 keeps a Flower SuperNode connected to the coordinator: ``flower-supernode`` with the bundle's CA
 certificate (TLS) and node key (authentication), its node config pointing at the runtime file the
 ClientApp reads, run through ``fedpath.clients.supernode`` so that a lost connection Flower gives
-up on ends the process. ``supervisor`` restarts it with backoff and tells ``/health`` whether it
-is connected. The log never leaves: only model updates (masked under SecAgg+) and metrics do,
-through Flower.
+up on ends the process. The SuperNode runs with ``--isolation process``: its messages are run by
+the partner's long-lived ClientApp host (``fedpath.clients.clientapp_host``), which has Flower,
+torch and fedpath imported once, instead of a fresh ``flwr-clientapp`` per message.
+``supervisor`` restarts either process with backoff and tells ``/health`` whether each is up.
+The log never leaves: only model updates (masked under SecAgg+) and metrics do, through Flower.
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from fedpath.clients.supervisor import SupernodeSettings, SupernodeSupervisor
+from fedpath.clients.supervisor import (
+    SupernodeSettings,
+    SupernodeSupervisor,
+    clientapp_supervisor,
+)
 from fedpath.errors import FedpathError
 from fedpath.federation.flower_env import flower_env
 
@@ -109,6 +115,23 @@ def supernode_command(bundle: Bundle, runtime: Path, settings: SupernodeSettings
         str(settings.runtime_port),
         "--max-wait-time",
         str(settings.max_wait_time),
+        "--isolation",
+        "process",
+        "--idle-poll",
+        str(settings.idle_poll),
+    ]
+
+
+def clientapp_command(settings: SupernodeSettings) -> list[str]:
+    """The partner's warm ClientApp host, polling its SuperNode's local Runtime API."""
+    return [
+        sys.executable,
+        "-m",
+        "fedpath.clients.clientapp_host",
+        "--runtime-api-address",
+        f"127.0.0.1:{settings.runtime_port}",
+        "--task-poll",
+        str(settings.task_poll),
     ]
 
 
@@ -141,21 +164,30 @@ def run_partner(bundle_dir: Path, data: Path, work: Path, settings: PartnerSetti
         ks=settings.ks,
         review_threshold=settings.serving.review_threshold,
     ).write(work / RUNTIME)
+    env = flower_env(work / FLWR_HOME)
     supervisor = SupernodeSupervisor(
         supernode_command(bundle, runtime.resolve(), settings.supernode),
         work,
         settings.supernode,
-        flower_env(work / FLWR_HOME),
+        env,
+    )
+    clientapp = clientapp_supervisor(
+        clientapp_command(settings.supernode), work, settings.supernode, env
     )
     service = build_service(bundle, work, settings.serving)
     service.checks["supernode"] = supervisor.health  # /health: degraded while not connected
+    service.checks["clientapp"] = clientapp.health  # ... or while its ClientApp is restarting
     server = start_server(service, token)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    clientapp_thread = threading.Thread(target=clientapp.run, args=(stop,), daemon=True)
+    clientapp_thread.start()
     try:
         supervisor.run(stop)
     finally:
+        stop.set()
+        clientapp_thread.join(timeout=30)
         server.shutdown()
         log.info("partner %s stopped", bundle.name, extra={"event": "stopped"})
 

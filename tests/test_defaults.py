@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from fedpath.clients.supervisor import SupernodeSettings
 from fedpath.federation.config import (
     FaultSettings,
     FederationConfig,
@@ -58,6 +59,7 @@ CASES = [
     (FederationConfig(model="gru4rec"), "simulate.yaml", (), ()),
     (FederationConfig(model="gru4rec"), "coordinator.yaml", ("training",), ()),
     (FederationConfig(model="gru4rec"), "train/default.yaml", (), ()),
+    (SupernodeSettings(), "partner.yaml", ("supernode",), ()),
 ]
 
 

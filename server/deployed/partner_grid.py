@@ -7,12 +7,20 @@ other machines) would be sampled like a partner: it would receive the global mod
 SecAgg+ its silence halts every round. The coordinator knows which node id each provisioned
 partner was registered under (``node-ids.json``), so the grid the campaign runs on lists only
 those; any other connected node is ignored, remembered, and logged once.
+
+It also waits for replies itself. Flower's ``Grid.send_and_receive`` (``HttpGrid``) sleeps a
+fixed 3 s between its pulls of the replies, and every stage of a SecAgg+ round and every
+evaluation goes through it, so a round waited at least 3 s a stage for replies that had come
+in a fraction of that. :meth:`PartnerGrid.send_and_receive` is the same loop on Flower's public
+``push_messages`` / ``pull_messages``, pulling every ``REPLY_POLL_S``: one small request to
+the SuperLink on the same machine, loopback in every deployment (the ServerApp runs beside it).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 
 from flwr.common import Message
@@ -21,6 +29,8 @@ from flwr.server import Grid
 from fedpath.errors import FedpathError
 
 log = logging.getLogger(__name__)
+
+REPLY_POLL_S = 0.1  # seconds between pulls of the replies (Flower's own grid waits 3 s)
 
 
 class PartnerGrid:
@@ -61,8 +71,19 @@ class PartnerGrid:
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None
     ) -> Iterable[Message]:
-        sent = self._only_partners(messages)
-        return self._grid.send_and_receive(sent, timeout=timeout)
+        """Push ``messages``; pull their replies every ``REPLY_POLL_S`` until all are in or
+        ``timeout`` seconds have passed (None: no limit), as Flower's grid does (module doc)."""
+        waiting = set(self._grid.push_messages(self._only_partners(messages)))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        replies: list[Message] = []
+        while waiting:
+            pulled = list(self._grid.pull_messages(waiting))
+            replies.extend(pulled)
+            waiting -= {reply.metadata.reply_to_message_id for reply in pulled}
+            if not waiting or (deadline is not None and time.monotonic() >= deadline):
+                break
+            time.sleep(REPLY_POLL_S)
+        return replies
 
     def _only_partners(self, messages: Iterable[Message]) -> list[Message]:
         sent = list(messages)
