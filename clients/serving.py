@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 
 from fedpath.clients.drift import DriftMonitor, DriftScores, DriftSettings
+from fedpath.clients.serving_metrics import ServingMetrics
 from fedpath.data.containers import PAD, Cases
 from fedpath.data.hashing import ItemHasher
 from fedpath.federation.registry import ModelRegistry
 from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD, NextStepModel
 from fedpath.schema import ACTION_NAMES, Action
-from fedpath.telemetry import Metric, prometheus_text
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +211,13 @@ class ModelSource:
         self._checked = -np.inf
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Sent to a worker process, a source loads the promoted model again there."""
+        return {"registry": self.registry, "reference": self.reference, "settings": self.settings}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
     def current(self) -> ServedModel | None:
         now = time.monotonic()
         with self._lock:
@@ -285,22 +292,6 @@ def answer(
     return body, drift
 
 
-class ServingStats:
-    """Counters behind ``/metrics`` (thread-safe)."""
-
-    def __init__(self) -> None:
-        self.responses: dict[int, int] = {}
-        self.latency_sum = 0.0
-        self.needs_review = 0
-        self._lock = threading.Lock()
-
-    def record(self, status: int, seconds: float, needs_review: bool = False) -> None:
-        with self._lock:
-            self.responses[status] = self.responses.get(status, 0) + 1
-            self.latency_sum += seconds
-            self.needs_review += needs_review
-
-
 @dataclass
 class PredictionService:
     """Everything a request handler needs; one per server."""
@@ -310,8 +301,21 @@ class PredictionService:
     catalog: list[str | None]
     settings: ServingSettings
     max_len: int
-    stats: ServingStats = field(default_factory=ServingStats)
     checks: dict[str, HealthCheck] = field(default_factory=dict)
+    metrics: ServingMetrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = ServingMetrics(sync_every=self.settings.reload_every)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A service sent to a worker process starts afresh there: its own metrics (in the
+        multiprocess folder) and no health check (closures over the parent's objects; the
+        worker pool hands the parent's verdicts over instead)."""
+        return {k: v for k, v in vars(self).items() if k not in ("metrics", "checks")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vars(self).update(state, checks={})
+        self.__post_init__()
 
     def health(self) -> tuple[int, dict[str, Any]]:
         """``/health``: 503 until a promoted model is served (nothing to predict with), and
@@ -331,42 +335,8 @@ class PredictionService:
             body.update(status="degraded", degraded=failing)
         return (HTTPStatus.OK if served else HTTPStatus.SERVICE_UNAVAILABLE), body
 
-    def metrics(self) -> str:
-        served = self.source.current()
-        drift = served.drift.scores() if served else DriftScores(0.0, 0.0, 0, False)
-        stats = self.stats
-        requests = Metric("fedpath_predict_requests_total", "counter", "Answered /predict calls")
-        for status, count in sorted(stats.responses.items()):
-            requests.add(count, code=str(status))
-        return prometheus_text(
-            [
-                requests,
-                Metric(
-                    "fedpath_predict_seconds_total", "counter", "Seconds spent answering /predict"
-                ).add(stats.latency_sum),
-                Metric(
-                    "fedpath_needs_review_total", "counter", "Predictions below the threshold"
-                ).add(stats.needs_review),
-                Metric("fedpath_model_version", "gauge", "Served model version (0: none)").add(
-                    served.version if served else 0
-                ),
-                Metric("fedpath_model_reloads_total", "counter", "Promoted models loaded").add(
-                    self.source.reloads
-                ),
-                Metric("fedpath_drift_confidence_psi", "gauge", "PSI of live confidence").add(
-                    drift.confidence_psi
-                ),
-                Metric("fedpath_drift_action_psi", "gauge", "PSI of predicted next action").add(
-                    drift.action_psi
-                ),
-                Metric("fedpath_drift_window", "gauge", "Live predictions in the window").add(
-                    drift.samples
-                ),
-                Metric("fedpath_drift_alert", "gauge", "1 while drift exceeds the threshold").add(
-                    float(drift.alert)
-                ),
-            ]
-        )
+    def metrics_text(self) -> str:
+        return self.metrics.text(self.source)
 
 
 def open_service(

@@ -41,7 +41,7 @@ def build_app(service: PredictionService, token: str | None) -> ASGIApp:
         return json_response(*service.health())
 
     def metrics(request: Request) -> Response:
-        return Response(service.metrics(), media_type=PROMETHEUS_TEXT)
+        return Response(service.metrics_text(), media_type=PROMETHEUS_TEXT)
 
     async def predict(request: Request) -> Response:
         """Answer, counting the answer before it is sent: a client that reads /metrics right
@@ -53,7 +53,8 @@ def build_app(service: PredictionService, token: str | None) -> ASGIApp:
         except RequestError as error:
             status, payload = error.status, {"error": str(error)}
         review = bool(payload.get("needs_review", False))
-        service.stats.record(status, time.perf_counter() - started, review)
+        service.metrics.record(status, time.perf_counter() - started, review)
+        service.metrics.sync(service.source)
         return json_response(status, payload)
 
     app = Starlette(

@@ -1,8 +1,10 @@
 """What the long-running services (coordinator, partner daemon) tell operators: one JSON object
 per log line, and metrics in Prometheus' text format.
 
-Both are written by hand rather than through a client library: the exposition format is a few
-lines of text, and structured logging is one formatter on the standard ``logging`` module.
+Metrics go through ``prometheus_client``, the ecosystem's library: its counters and histograms,
+its exposition format and escaping, and its multiprocess mode, which sums the counters of a
+prediction service's worker processes. Structured logging is one formatter on the standard
+``logging`` module.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ import json
 import logging
 import math
 import sys
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-PROMETHEUS_TEXT = "text/plain; version=0.0.4"  # the exposition format's content type
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Metric, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+PROMETHEUS_TEXT = CONTENT_TYPE_LATEST  # the content type of what generate_latest writes
 RESERVED = frozenset(vars(logging.makeLogRecord({})))  # attributes every LogRecord has
 
 
@@ -52,31 +58,36 @@ def configure_json_logging(level: int = logging.INFO) -> None:
     logger.propagate = False
 
 
-@dataclass
-class Metric:
-    """One metric family: a name, its type and help, and samples by label set."""
+class _Snapshot(Collector):
+    """Metric families computed afresh at each scrape (from state documents, not counters this
+    process increments): the custom-collector pattern of ``prometheus_client``."""
 
-    name: str
-    kind: str  # counter | gauge
-    help: str
-    samples: list[tuple[Mapping[str, str], float]] = field(default_factory=list)
+    def __init__(self, families: Callable[[], Iterable[Metric]]) -> None:
+        self.families = families
 
-    def add(self, value: float, **labels: str) -> Metric:
-        self.samples.append((labels, float(value)))
-        return self
+    def collect(self) -> Iterable[Metric]:
+        return self.families()
 
 
-def prometheus_text(metrics: Iterable[Metric]) -> str:
-    """The exposition text (version 0.0.4) of ``metrics``; NaN is written as Prometheus' NaN."""
-    lines = []
-    for metric in metrics:
-        lines.append(f"# HELP {metric.name} {metric.help}")
-        lines.append(f"# TYPE {metric.name} {metric.kind}")
-        for labels, value in metric.samples:
-            label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-            name = f"{metric.name}{{{label_text}}}" if label_text else metric.name
-            lines.append(f"{name} {_number(value)}")
-    return "\n".join(lines) + "\n"
+def exposition(registry: CollectorRegistry) -> str:
+    """The exposition text of a registry, in the format ``PROMETHEUS_TEXT`` names."""
+    return generate_latest(registry).decode()
+
+
+def snapshot_text(families: Iterable[Metric]) -> str:
+    """The exposition text of metric families built for one scrape."""
+    listed = list(families)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(lambda: listed))
+    return exposition(registry)
+
+
+def multiprocess_text(folder: Path) -> str:
+    """The exposition text summed over every worker process writing metrics into ``folder``
+    (``prometheus_client``'s multiprocess mode: ``PROMETHEUS_MULTIPROC_DIR`` in the workers)."""
+    registry = CollectorRegistry(auto_describe=False)
+    MultiProcessCollector(registry, path=str(folder))
+    return exposition(registry)
 
 
 def json_safe(value: Any) -> Any:
@@ -89,15 +100,3 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
     return value
-
-
-def _escape(value: str) -> str:
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _number(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_samples import samples  # tests/ is on sys.path
 
 from fedpath.clients.drift import DriftMonitor, DriftSettings, psi
 from fedpath.clients.serving import ServingSettings, open_service
@@ -202,12 +203,15 @@ def test_metrics_count_answers_by_status(served: Served) -> None:
 
     # Assert
     assert status == 200
-    lines = set(text.splitlines())
-    assert 'fedpath_predict_requests_total{code="200"} 2' in lines
-    assert 'fedpath_predict_requests_total{code="400"} 1' in lines
-    assert "fedpath_needs_review_total 2" in lines
-    assert "fedpath_model_version 1" in lines
-    assert "# TYPE fedpath_drift_alert gauge" in lines
+    values = samples(text)
+    assert values['fedpath_predict_requests_total{code="200"}'] == 2
+    assert values['fedpath_predict_requests_total{code="400"}'] == 1
+    assert values["fedpath_predict_seconds_count"] == 3
+    assert values['fedpath_predict_seconds_bucket{le="+Inf"}'] == 3
+    assert values["fedpath_needs_review_total"] == 2
+    assert values["fedpath_model_version"] == 1
+    assert values["fedpath_model_reloads_total"] == 1
+    assert values["fedpath_drift_alert"] == 0
 
 
 def test_psi_by_hand() -> None:

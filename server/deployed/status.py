@@ -17,9 +17,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
 from fedpath.durable import atomic_write, utc_now
 from fedpath.errors import DataFormatError
-from fedpath.telemetry import Metric, json_safe, prometheus_text
+from fedpath.telemetry import json_safe, snapshot_text
 
 CAMPAIGN = "campaign.json"
 SERVICE = "service.json"
@@ -171,48 +174,56 @@ def status_metrics(status: dict[str, Any]) -> str:
         "fedpath_round_bytes_up": ("Bytes partners sent in the round", "bytes_up"),
         "fedpath_round_bytes_down": ("Bytes the coordinator sent in the round", "bytes_down"),
     }
-    metrics = [
-        Metric("fedpath_superlink_up", "gauge", "1 while the SuperLink runs").add(
-            float(bool(service.get("superlink_up")))
+    gauges = {
+        "fedpath_superlink_up": ("1 while the SuperLink runs", bool(service.get("superlink_up"))),
+        "fedpath_partners_registered": (
+            "Partner keys registered",
+            len(service.get("partners", {})),
         ),
-        Metric("fedpath_partners_registered", "gauge", "Partner keys registered").add(
-            len(service.get("partners", {}))
+        "fedpath_partners_connected": (
+            "Partners connected at the last round",
+            len(campaign.get("connected_nodes", [])),
         ),
-        Metric("fedpath_partners_connected", "gauge", "Partners connected at the last round").add(
-            len(campaign.get("connected_nodes", []))
-        ),
-        Metric(
-            "fedpath_unknown_nodes",
-            "gauge",
+        "fedpath_unknown_nodes": (
             "Connected nodes that are no provisioned partner's (never sampled; alert above 0)",
-        ).add(len(campaign.get("unknown_nodes", []))),
-        Metric("fedpath_rounds_completed", "gauge", "Rounds completed in the campaign").add(
-            campaign.get("completed_rounds", 0)
+            len(campaign.get("unknown_nodes", [])),
         ),
-        Metric("fedpath_rounds_planned", "gauge", "Rounds planned in the campaign").add(
-            campaign.get("rounds", 0)
+        "fedpath_rounds_completed": (
+            "Rounds completed in the campaign",
+            campaign.get("completed_rounds", 0),
         ),
-        Metric("fedpath_promoted_version", "gauge", "Promoted model version (0: none)").add(
-            (campaign.get("promoted") or {}).get("version", 0)
+        "fedpath_rounds_planned": ("Rounds planned in the campaign", campaign.get("rounds", 0)),
+        "fedpath_promoted_version": (
+            "Promoted model version (0: none)",
+            (campaign.get("promoted") or {}).get("version", 0),
         ),
-        Metric("fedpath_run_attempts_total", "counter", "flwr runs launched").add(
-            service.get("run_attempts", 0)
-        ),
+    }
+    families: list[Metric] = [
+        GaugeMetricFamily(name, text, value=float(value)) for name, (text, value) in gauges.items()
     ]
-    refusals = Metric("fedpath_refusals_total", "counter", "Connections refused, by reason")
+    families.append(
+        CounterMetricFamily(
+            "fedpath_run_attempts", "flwr runs launched", value=service.get("run_attempts", 0)
+        )
+    )
+    refusals = CounterMetricFamily(
+        "fedpath_refusals", "Connections refused, by reason", labels=["reason"]
+    )
     for reason, count in sorted(service.get("refusals", {}).items()):
-        refusals.add(count, reason=reason)
-    metrics.append(refusals)
+        refusals.add_metric([reason], count)
+    families.append(refusals)
     for name, (text, key) in per_round.items():
-        metric = Metric(name, "gauge", text)
+        family = GaugeMetricFamily(name, text, labels=["round"])
         for record in records:
             value = record.get(key)
             value = len(value) if isinstance(value, list) else value
-            metric.add(math.nan if value is None else value, round=str(record["round"]))
-        metrics.append(metric)
+            family.add_metric([str(record["round"])], math.nan if value is None else value)
+        families.append(family)
     last = records[-1].get("metrics", {}) if records else {}
-    evaluation = Metric("fedpath_last_round_metric", "gauge", "Pooled evaluation, last round")
+    evaluation = GaugeMetricFamily(
+        "fedpath_last_round_metric", "Pooled evaluation, last round", labels=["metric"]
+    )
     for key, value in sorted(last.items()):
-        evaluation.add(math.nan if value is None else value, metric=key)
-    metrics.append(evaluation)
-    return prometheus_text(metrics)
+        evaluation.add_metric([key], math.nan if value is None else value)
+    families.append(evaluation)
+    return snapshot_text(families)
