@@ -58,6 +58,7 @@ class ServingSettings:
     keep_alive: float = 5.0  # seconds an idle keep-alive connection stays open
     backlog: int = 2048  # connections the kernel queues before the server accepts them
     max_connections: int = 1000  # open connections beyond which requests get 503
+    workers: int = 1  # processes answering on the port (1: a thread of the daemon's process)
     drift: DriftSettings = field(default_factory=DriftSettings)
 
     def __post_init__(self) -> None:
@@ -65,7 +66,7 @@ class ServingSettings:
             raise ValueError(f"top_k must be in [1, max_k={self.max_k}], got {self.top_k!r}")
         if not 0 < self.review_threshold <= 1:
             raise ValueError(f"review_threshold must be in (0, 1], got {self.review_threshold!r}")
-        for name in ("read_timeout", "keep_alive", "backlog", "max_connections"):
+        for name in ("read_timeout", "keep_alive", "backlog", "max_connections", "workers"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
 

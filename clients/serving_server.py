@@ -10,14 +10,28 @@ a thread, idle keep-alive connections closed, a cap on open connections (503 bey
 * the token rule: off loopback, ``/predict`` answers only callers holding the bundle's
   ``serving.token`` (``serving_token``), and a server without one refuses to start there;
 * uvicorn's own log lines as JSON, like the rest of the daemon's (``_log_config``).
+
+With ``serving.workers`` = 1 the server is a thread of the daemon's process. With more, it is a
+pool of that many processes (``WorkerPool``), each running the same app on the one socket bound
+here (the kernel hands each connection to one of them): Python runs one request at a time per
+process, so this is how /predict uses several cores. Each worker loads the promoted model from
+the registry itself and follows promotions as the single server does; ``/metrics`` sums every
+worker (``prometheus_client``'s multiprocess mode), and ``/health`` reports the daemon's checks
+(its SuperNode), which the pool re-evaluates every ``reload_every`` seconds and hands over in a
+small file, since they are the daemon's objects, not the workers'.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
+import multiprocessing
+import os
+import shutil
 import socket
+import tempfile
 import threading
 from dataclasses import dataclass
 from functools import partial
@@ -29,7 +43,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from fedpath.clients.serving import PredictionService
 from fedpath.clients.serving_app import build_app
+from fedpath.clients.serving_metrics import MULTIPROC_ENV
+from fedpath.durable import atomic_write
 from fedpath.errors import ConfigError
+from fedpath.telemetry import configure_json_logging
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +138,8 @@ class ReadDeadline(HttpToolsProtocol):
 
 
 @dataclass
-class ServingServer:
-    """A running server; ``server_address`` is (host, bound port), as socketserver's."""
+class ThreadServer:
+    """A server in a thread of this process; ``server_address`` is (host, bound port)."""
 
     server_address: tuple[str, int]
     uvicorn_server: uvicorn.Server
@@ -134,8 +151,101 @@ class ServingServer:
         self.thread.join()
 
 
+class WorkerPool:
+    """``settings.workers`` processes serving one socket; ``server_address`` as above."""
+
+    def __init__(self, service: PredictionService, token: str | None, sock: socket.socket) -> None:
+        self.service = service
+        self.sock = sock
+        self.server_address = sock.getsockname()[:2]
+        self.folder = Path(tempfile.mkdtemp(prefix="fedpath-serving-"))
+        self.health_file = self.folder / "health.json"
+        (self.folder / "metrics").mkdir()
+        self.stop = threading.Event()
+        self._write_health()
+        context = multiprocessing.get_context("spawn")  # no fork of the daemon's threads
+        ready = context.Queue()
+        names = sorted(service.checks)
+        log_level = logging.getLogger("fedpath").getEffectiveLevel()
+        self.processes = [
+            context.Process(
+                target=_worker,
+                args=(service, token, sock, self.health_file, names, ready, log_level),
+                name=f"fedpath-serving-{i}",
+                daemon=True,
+            )
+            for i in range(service.settings.workers)
+        ]
+        worker_env = {  # read by the spawned workers, at their start
+            MULTIPROC_ENV: str(self.folder / "metrics"),
+            "OMP_NUM_THREADS": "1",  # one torch thread per worker: the pool is the parallelism
+        }
+        saved = {name: os.environ.get(name) for name in worker_env}
+        os.environ.update(worker_env)
+        try:
+            for process in self.processes:
+                process.start()
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    del os.environ[name]
+                else:
+                    os.environ[name] = value
+        self._await(ready)
+        self.health = threading.Thread(target=self._watch, name="fedpath-serving-health")
+        self.health.daemon = True
+        self.health.start()
+
+    def _await(self, ready: Any) -> None:
+        """Every worker has loaded the promoted model (if any) and is about to accept."""
+        started = 0
+        for _ in range(int(STARTUP_S / 0.1)):
+            while not ready.empty():
+                ready.get()
+                started += 1
+            if started == len(self.processes):
+                return
+            if any(p.exitcode is not None for p in self.processes):
+                break
+            self.stop.wait(0.1)
+        self.shutdown()
+        raise RuntimeError(
+            f"{len(self.processes)} /predict workers must start within {STARTUP_S} s, {started} did"
+        )
+
+    def _write_health(self) -> None:
+        verdicts = {name: check() for name, check in self.service.checks.items()}
+        atomic_write(self.health_file, json.dumps(verdicts, default=str).encode())
+
+    def _watch(self) -> None:
+        while not self.stop.wait(max(self.service.settings.reload_every, 0.2)):
+            try:
+                self._write_health()
+            except Exception:  # a failing check must not end the watch
+                log.exception("health checks failed", extra={"event": "health_check_failed"})
+
+    def shutdown(self) -> None:
+        """SIGTERM every worker (uvicorn's graceful stop: ``GRACE_S`` for in-flight requests),
+        then kill what is left, and remove the pool's folder."""
+        self.stop.set()
+        for process in self.processes:
+            if process.is_alive():
+                process.terminate()
+        for process in self.processes:
+            process.join(GRACE_S + 5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        self.sock.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+ServingServer = ThreadServer | WorkerPool
+
+
 def start_server(service: PredictionService, token: str | None = None) -> ServingServer:
-    """Bind and serve in a daemon thread; every request needs ``token`` when it is given.
+    """Bind and serve (in a thread, or in ``settings.workers`` processes); every request needs
+    ``token`` when it is given.
 
     The socket is bound here, so a taken port fails in the caller, and port 0 is known at once.
     """
@@ -145,19 +255,29 @@ def start_server(service: PredictionService, token: str | None = None) -> Servin
             f"serving.host must be a loopback address when no token is given, got {settings.host!r}"
         )
     sock = _listen(settings.host, settings.port, settings.backlog)
-    config = uvicorn.Config(
-        build_app(service, token),
-        http=partial(ReadDeadline, read_timeout=settings.read_timeout),  # type: ignore[arg-type]
-        lifespan="off",
-        access_log=False,
-        log_config=_log_config(),
-        backlog=settings.backlog,
-        timeout_keep_alive=settings.keep_alive,  # type: ignore[arg-type]
-        limit_concurrency=settings.max_connections,
-        timeout_graceful_shutdown=GRACE_S,  # type: ignore[arg-type]
-        server_header=False,
+    server: ServingServer
+    if settings.workers > 1:
+        server = WorkerPool(service, token, sock)
+    else:
+        server = _serve_in_thread(service, token, sock)
+    log.info(
+        "serving predictions on http://%s:%d%s (%d worker(s))",
+        *server.server_address,
+        " (bearer token required)" if token else "",
+        settings.workers,
+        extra={
+            "event": "serving_started",
+            "token_required": token is not None,
+            "workers": settings.workers,
+        },
     )
-    server = uvicorn.Server(config)
+    return server
+
+
+def _serve_in_thread(
+    service: PredictionService, token: str | None, sock: socket.socket
+) -> ThreadServer:
+    server = uvicorn.Server(_config(service, token))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="fedpath-serving", daemon=True
     )
@@ -170,14 +290,51 @@ def start_server(service: PredictionService, token: str | None = None) -> Servin
         server.should_exit = True
         sock.close()
         raise RuntimeError(f"the /predict server must start within {STARTUP_S} s, it did not")
-    address = sock.getsockname()[:2]
-    log.info(
-        "serving predictions on http://%s:%d%s",
-        *address,
-        " (bearer token required)" if token else "",
-        extra={"event": "serving_started", "token_required": token is not None},
+    return ThreadServer(sock.getsockname()[:2], server, thread)
+
+
+def _worker(
+    service: PredictionService,
+    token: str | None,
+    sock: socket.socket,
+    health_file: Path,
+    checks: list[str],
+    ready: Any,
+    log_level: int,
+) -> None:
+    """One worker process: JSON logs like the daemon's, the model loaded before it accepts, the
+    daemon's checks read from ``health_file``; SIGTERM stops it."""
+    configure_json_logging(log_level)
+    service.checks = {name: partial(_handed_check, health_file, name) for name in checks}
+    service.source.current()
+    server = uvicorn.Server(_config(service, token))
+    ready.put(os.getpid())
+    server.run(sockets=[sock])
+
+
+def _handed_check(health_file: Path, name: str) -> tuple[bool, Any]:
+    """The pool's latest verdict of one of the daemon's checks."""
+    try:
+        healthy, details = json.loads(health_file.read_text())[name]
+    except (OSError, ValueError, KeyError) as error:
+        return False, {"error": f"no verdict from the daemon: {error}"}
+    return bool(healthy), details
+
+
+def _config(service: PredictionService, token: str | None) -> uvicorn.Config:
+    settings = service.settings
+    return uvicorn.Config(
+        build_app(service, token),
+        http=partial(ReadDeadline, read_timeout=settings.read_timeout),  # type: ignore[arg-type]
+        lifespan="off",
+        access_log=False,
+        log_config=_log_config(),
+        backlog=settings.backlog,
+        timeout_keep_alive=settings.keep_alive,  # type: ignore[arg-type]
+        limit_concurrency=settings.max_connections,
+        timeout_graceful_shutdown=GRACE_S,  # type: ignore[arg-type]
+        server_header=False,
     )
-    return ServingServer(address, server, thread)
 
 
 def _listen(host: str, port: int, backlog: int) -> socket.socket:

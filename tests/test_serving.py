@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -272,3 +273,49 @@ def test_drift_alert_does_not_flicker_at_the_threshold() -> None:
     assert 0.2 < between.confidence_psi <= 0.25
     assert between.alert  # still raised: an alert clears below 0.8 x threshold only
     assert not cleared.alert
+
+
+def test_a_worker_pool_serves_follows_promotions_and_sums_its_metrics(tmp_path: Path) -> None:
+    # Prepare: two worker processes on one port, the daemon's SuperNode check failing
+    hasher = ItemHasher(KEY, N_BUCKETS)
+    buckets = {item: hasher.bucket(item) for item in ("a", "b", "c")}
+    catalog: list[str | None] = [None] * N_BUCKETS
+    for item, bucket in buckets.items():
+        catalog[bucket] = item
+    service = open_service(
+        tmp_path / "models",
+        model_key=None,
+        hasher=hasher,
+        catalog=catalog,
+        reference=None,
+        settings=ServingSettings(port=0, reload_every=0.2, workers=2),
+        max_len=5,
+    )
+    registry = service.source.registry
+    publish(registry, markov(buckets, TRAIN), round=1)
+    service.checks["supernode"] = lambda: (False, {"state": "backoff"})
+    server = start_server(service)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+
+    try:
+        # Execute: a request per connection (the kernel spreads them over the workers)
+        first = [predict(url, {"items": ["a"]}) for _ in range(12)]
+        version = publish(registry, markov(buckets, TRAIN[:1]), round=2)
+        time.sleep(0.5)  # longer than reload_every: every worker has looked again
+        second = [predict(url, {"items": ["a"]}) for _ in range(12)]
+        health = json.loads(call(f"{url}/health")[1])
+        values = samples(call(f"{url}/metrics")[1])
+        alive = [p.is_alive() for p in server.processes]
+    finally:
+        server.shutdown()
+
+    # Assert
+    assert alive == [True, True]
+    assert {(status, body["model_version"]) for status, body in first} == {(200, 1)}
+    assert {(status, body["model_version"]) for status, body in second} == {(200, version)}
+    assert health["status"] == "degraded" and health["supernode"] == {"state": "backoff"}
+    assert values['fedpath_predict_requests_total{code="200"}'] == 24  # both workers' counts
+    assert values["fedpath_predict_seconds_count"] == 24
+    assert values["fedpath_model_version"] == version
+    assert not any(p.is_alive() for p in server.processes)
+    assert not server.folder.exists()
