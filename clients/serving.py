@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from fedpath.clients.drift import DriftMonitor, DriftScores, DriftSettings
+from fedpath.clients.microbatch import MicroBatcher
 from fedpath.clients.serving_metrics import ServingMetrics
 from fedpath.data.containers import PAD, Cases
 from fedpath.data.hashing import ItemHasher
@@ -59,6 +60,7 @@ class ServingSettings:
     backlog: int = 2048  # connections the kernel queues before the server accepts them
     max_connections: int = 1000  # open connections beyond which requests get 503
     workers: int = 1  # processes answering on the port (1: a thread of the daemon's process)
+    max_batch: int = 32  # concurrent requests one model call may score together (1: alone)
     drift: DriftSettings = field(default_factory=DriftSettings)
 
     def __post_init__(self) -> None:
@@ -66,7 +68,8 @@ class ServingSettings:
             raise ValueError(f"top_k must be in [1, max_k={self.max_k}], got {self.top_k!r}")
         if not 0 < self.review_threshold <= 1:
             raise ValueError(f"review_threshold must be in (0, 1], got {self.review_threshold!r}")
-        for name in ("read_timeout", "keep_alive", "backlog", "max_connections", "workers"):
+        positive = ("read_timeout", "keep_alive", "backlog", "max_connections")
+        for name in (*positive, "workers", "max_batch"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
 
@@ -186,7 +189,7 @@ def request_cases(request: PredictRequest, max_len: int) -> Cases:
 @dataclass(frozen=True)
 class ServedModel:
     version: int
-    model: NextStepModel
+    model: NextStepModel | MicroBatcher  # what answers predict; the batcher stands in for it
     drift: DriftMonitor
 
 
@@ -245,7 +248,9 @@ class ModelSource:
         except Exception:  # any broken publication: keep the old model
             log.exception("promoted model could not be loaded; the previous one keeps serving")
             return
-        self._served = ServedModel(promotion.version, model, self._monitor(model))
+        batch = self.settings.max_batch
+        served = MicroBatcher(model, batch) if batch > 1 else model
+        self._served = ServedModel(promotion.version, served, self._monitor(model))
         self.reloads += 1
         log.info(
             "serving model version %d",
