@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 MODELS = "models"
 RUNTIME = "runtime.json"
 FLWR_HOME = "flwr-home"
+LEDGERS = "privacy-ledgers"  # the partner's privacy ledger (session-level DP), kept across runs
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ def run_partner(bundle_dir: Path, data: Path, work: Path, settings: PartnerSetti
         cases=str((work / CASES).resolve()),
         registry=str((work / MODELS).resolve()),
         secagg=bundle.federation.secagg,
+        ledger_dir=str((work / LEDGERS).resolve()),
         threads=settings.threads,
         ks=settings.ks,
         review_threshold=settings.serving.review_threshold,

@@ -5,6 +5,10 @@ Flower at the top: SecAgg+'s key-exchange and unmasking stages are answered by t
 ever building the partner, and only the stages that train or evaluate pay for the model code.
 The node's ``--node-config`` names the runtime file the partner daemon wrote (bundle, prepared
 cases, local registry); the partner's log itself was prepared by the daemon and never leaves it.
+
+Both mods enforce the partner's own contract, whatever the coordinator asks: SecAgg+ when it
+says so, and its partner-level DP (clipping, and under SecAgg+ the partner's share of the noise,
+added before masking). Session-level DP is applied by the partner itself as it trains.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from pathlib import Path
 
 from flwr.app import Context, Message, MessageType
 from flwr.client import Client, ClientApp
-from flwr.client.mod import secaggplus_mod
+from flwr.client.mod import make_ffn, secaggplus_mod
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+
+from fedpath.federation.keys import CAMPAIGN_KEY
 
 RUNTIME_KEY = "fedpath-runtime"  # node-config key: path of the daemon's runtime.json
 
@@ -25,10 +31,14 @@ def runtime_path(context: Context) -> Path:
     return Path(str(context.node_config[RUNTIME_KEY]))
 
 
+def campaign(context: Context) -> str:
+    return str(context.run_config.get(CAMPAIGN_KEY, ""))
+
+
 def client_fn(context: Context) -> Client:
     from fedpath.clients.partner import load_deployed_partner
 
-    return load_deployed_partner(runtime_path(context)).to_client()
+    return load_deployed_partner(runtime_path(context), campaign(context)).to_client()
 
 
 def contract_secagg_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
@@ -48,4 +58,23 @@ def contract_secagg_mod(msg: Message, context: Context, call_next: ClientAppCall
     return secaggplus_mod(msg, context, call_next)
 
 
-app = ClientApp(client_fn=client_fn, mods=[contract_secagg_mod])
+def contract_privacy_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    """The contract's partner-level DP mods around the partner (none without partner-level DP).
+
+    Under SecAgg+ the SecAgg+ mod calls this one only in the stage that trains, so the bundle is
+    read once a round; the reply is clipped and noised before the SecAgg+ mod masks it.
+    """
+    if msg.metadata.message_type != MessageType.TRAIN:
+        return call_next(msg, context)
+    from fedpath.clients.partner import Runtime, deployed_privacy
+    from fedpath.federation.layout import load_bundle
+
+    runtime = Runtime.read(runtime_path(context))
+    privacy = deployed_privacy(
+        load_bundle(Path(runtime.bundle)), runtime.ledger_dir, campaign(context)
+    )
+    mods = [] if privacy is None else privacy.mods()
+    return make_ffn(call_next, mods)(msg, context)
+
+
+app = ClientApp(client_fn=client_fn, mods=[contract_secagg_mod, contract_privacy_mod])

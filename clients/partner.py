@@ -7,6 +7,12 @@ a real partner adds.
 * A publish round (``fedpath.server.deployed.publish``) carries the promoted model: the partner
   files it in its local registry under the coordinator's version number and promotes it there,
   where its prediction server picks it up; it then evaluates it like any round.
+* Differential privacy is the contract's (``federation.privacy`` in its own bundle), applied as
+  the simulation applies it (``PartnerPrivacy``): session-level DP charges the partner's own
+  ledger (in its work folder) before each round it trains and refuses a round past its budget;
+  partner-level clipping and its share of the noise are mods (``deployed_app``). The ledger's
+  run id is the coordinator's campaign, so a campaign's rounds compose in one accounting, and a
+  resumed campaign continues it.
 
 The runtime file is how the partner daemon tells the ClientApp process where things are.
 """
@@ -15,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from flwr.common import NDArrays, Scalar
@@ -25,8 +31,9 @@ from fedpath.clients.store import load_partner
 from fedpath.data.containers import Cases
 from fedpath.errors import ConfigError
 from fedpath.federation.keys import PUBLISH_CARD, PUBLISH_DECISION, PUBLISH_VERSION
-from fedpath.federation.layout import load_bundle
+from fedpath.federation.layout import Bundle, load_bundle
 from fedpath.federation.registry import ModelRegistry
+from fedpath.privacy.dp.client import PartnerPrivacy
 from fedpath.privacy.keys import model_key
 
 log = logging.getLogger(__name__)
@@ -40,6 +47,7 @@ class Runtime:
     cases: str  # folder of the prepared cases (fedpath.clients.store)
     registry: str  # the partner's local model registry (what its /predict serves)
     secagg: bool  # the contract's: read by the SecAgg+ mod without loading the bundle
+    ledger_dir: str = "privacy-ledgers"  # its privacy ledger's folder (the daemon's, absolute)
     threads: int = 1
     ks: tuple[int, ...] = (5, 10, 20)
     review_threshold: float = 0.85
@@ -117,8 +125,37 @@ class DeployedPartner(PartnerClient):
         log.info("partner %d installed model version %d", self.partner, version)
 
 
-def load_deployed_partner(runtime_file: Path) -> DeployedPartner:
-    """The partner a ClientApp process plays, from the daemon's runtime file."""
+def deployed_privacy(bundle: Bundle, ledger_dir: str, campaign: str) -> PartnerPrivacy | None:
+    """The contract's DP as this partner applies it in ``campaign`` (None when it has none).
+
+    The ledger is the partner's own (``ledger_dir``, in its work folder): the contract's
+    ``session.ledger_dir`` names a simulation's folder and is not used here. Noise shares assume
+    every partner is sampled (``n_partners``): the coordinator refuses ``fraction_fit`` below 1
+    under partner-level DP, so a partner never adds less than its share.
+    """
+    contract = bundle.federation
+    settings = contract.privacy_settings()
+    if not settings.enabled:
+        return None
+    if not campaign:
+        raise ConfigError(
+            "a deployed run must name its campaign (run config 'fedpath-campaign') under "
+            "differential privacy: the partner's ledger charges are keyed by it, got none"
+        )
+    if settings.session is not None:
+        settings = replace(settings, session=replace(settings.session, ledger_dir=ledger_dir))
+    return PartnerPrivacy(
+        settings=settings,
+        run_id=campaign,
+        n_partners=bundle.n_partners,
+        sampled=bundle.n_partners,
+        secagg=contract.secagg,
+    )
+
+
+def load_deployed_partner(runtime_file: Path, campaign: str = "") -> DeployedPartner:
+    """The partner a ClientApp process plays in ``campaign`` (needed under DP only), from the
+    daemon's runtime file."""
     runtime = Runtime.read(runtime_file)
     bundle = load_bundle(Path(runtime.bundle))
     spec = bundle.federation.model_spec()
@@ -132,6 +169,7 @@ def load_deployed_partner(runtime_file: Path) -> DeployedPartner:
         ks=runtime.ks,
         review_threshold=runtime.review_threshold,
         threads=runtime.threads,
+        privacy=deployed_privacy(bundle, runtime.ledger_dir, campaign),
     )
     return DeployedPartner(
         bundle.index,

@@ -13,8 +13,10 @@ Polling: the SuperNode's loop sleeps a fixed 3 s after every empty pull and 0.5 
 for its ClientApp's reply (``flwr.supernode.start_client_internal``; no flag or variable sets
 either). A SecAgg+ round is five exchanges per partner, so those sleeps alone are 15 s or more
 a round. ``--idle-poll`` caps both at ``S`` seconds by giving that module a ``time`` whose
-``sleep`` is capped; everything else about the loop is Flower's. Each poll is one small HTTPS
-request to the SuperLink: a partner at 0.25 s sends four a second while idle.
+``sleep`` is capped, and has it retry a message's arrays that are not uploaded yet within
+tenths of a second (``quicken_object_pulls``), not after 1-3 s; everything else about the loop
+is Flower's. Each poll is one small HTTPS request to the SuperLink: a partner at 0.25 s sends
+four a second while idle.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from flwr.supercore.exit import ExitCode, flwr_exit
 from flwr.supernode import start_client_internal
 from flwr.supernode.cli import flower_supernode
 
+from fedpath.federation.flower_env import quicken_object_pulls
+
 IDLE_POLL = "--idle-poll"
 
 
@@ -37,6 +41,7 @@ def cap_sleeps(seconds: float) -> None:
         **{name: getattr(time, name) for name in dir(time) if not name.startswith("_")},
     )
     start_client_internal.time.sleep = lambda wanted: time.sleep(min(wanted, seconds))
+    quicken_object_pulls(start_client_internal)
 
 
 def main() -> None:

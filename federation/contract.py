@@ -19,9 +19,24 @@ from fedpath.data.protocol import ProtocolConfig
 from fedpath.errors import ConfigError
 from fedpath.federation.spec import ModelSpec
 from fedpath.models.registry import MODELS
+from fedpath.privacy.dp.config import PrivacySettings, check_combination
 
 # Protocol keys the contract sets itself: the item space is the contract's, never a partner's.
 RESERVED_PROTOCOL_KEYS = ("item_buckets", "item_key_path", "max_prefix_length")
+
+
+def require_dense_pairs(privacy: PrivacySettings, spec: ModelSpec) -> None:
+    """Session-level DP noises every cell of a count model's pair table, observed or not, so
+    the table must travel dense, not as a sketch (``fedpath.federation.pair_wire``)."""
+    if privacy.session is None or not spec.is_count:
+        return
+    wire = spec.pair_wire
+    if wire is not None and wire.sketched:
+        raise ConfigError(
+            f"model.pair_cells must give a dense pair table under privacy.session (noise must "
+            f"cover every pair, observed or not): {spec.n_items}² entries need pair_cells >= "
+            f"{-(-(spec.n_items**2) // 4)}, got {wire.model.pair_cells}"
+        )
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,12 @@ class FederationContract:
     with more cases reports this bound, since Flower's masking overflows above it. It also sets
     the precision: SecAgg+ scales each update by ``weight / max_weight`` before quantizing, so a
     bound far above the partners' sizes wastes it; choose it near the largest partner's cases.
+
+    ``privacy`` is the differential privacy of every campaign, in the simulation's terms
+    (``conf/privacy/*.yaml``: ``delta``, ``session``, ``partner``; empty = off). It is part of
+    the contract, not of the coordinator's settings, because the partners apply it: each one
+    reads it from its own bundle, charges its own ledger and adds its own noise, whatever a
+    coordinator asks, as with ``secagg``.
     """
 
     model: str = "gru4rec"
@@ -44,6 +65,7 @@ class FederationContract:
     max_weight: float = 100_000.0
     max_len: int = 50
     protocol: Mapping[str, Any] = field(default_factory=dict)
+    privacy: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for key in ("item_buckets", "max_len"):
@@ -63,6 +85,22 @@ class FederationContract:
                 f"federation.model must be one of {sorted(MODELS)}, got {self.model!r}"
             )
         self.protocol_config(item_key_path=None)  # validates the protocol keys now
+        privacy, spec = self.privacy_settings(), self.model_spec()
+        check_combination(
+            privacy,
+            secagg=self.secagg,
+            count_model=spec.is_count,
+            strategy="",  # the coordinator's choice: checked again with it (settings.py)
+            funnel=False,  # a deployed campaign runs no funnel round
+        )
+        require_dense_pairs(privacy, spec)
+
+    def privacy_settings(self) -> PrivacySettings:
+        """The campaigns' differential privacy; ``enabled`` is False when the contract has none."""
+        try:
+            return PrivacySettings.from_dict(self.privacy)
+        except ConfigError as error:
+            raise ConfigError(f"federation.privacy: {error}") from None
 
     def model_spec(self) -> ModelSpec:
         """The model both sides build: one embedding row per item bucket."""
@@ -87,6 +125,10 @@ class FederationContract:
         data = asdict(self)
         data["model_params"] = dict(self.model_params)
         data["protocol"] = dict(self.protocol)
+        if not self.privacy:  # a contract without DP keeps the digest it had before DP existed
+            del data["privacy"]
+        else:
+            data["privacy"] = json.loads(json.dumps(self.privacy))  # plain nested dicts
         return data
 
     @property

@@ -10,6 +10,10 @@ from __future__ import annotations
 # with ``--node-config 'partition-id=<i>'``.
 PARTITION_ID = "partition-id"
 
+# Coordinator -> every node (a deployed run's ``--run-config``, read from ``context.run_config``):
+# the campaign the run belongs to; a partner keys its privacy ledger charges by it.
+CAMPAIGN_KEY = "fedpath-campaign"
+
 # Server -> partner (fit config)
 SERVER_ROUND = "server-round"
 LOCAL_EPOCHS = "local-epochs"

@@ -25,6 +25,7 @@ from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import Partner, SplitDataset
 from fedpath.errors import ConfigError, FedpathError
 from fedpath.federation.config import FederationConfig
+from fedpath.federation.contract import require_dense_pairs
 from fedpath.federation.spec import ModelSpec
 from fedpath.models.base import NextStepModel
 from fedpath.privacy.crypto import load_model_file
@@ -194,12 +195,7 @@ def _check(
         raise ConfigError(
             f"faults.hostile_partners must be partner indices below {len(partners)}, got {outside}"
         )
-    if config.privacy.session is not None and spec.pair_wire and spec.pair_wire.sketched:
-        raise ConfigError(
-            f"model.pair_cells must give a dense pair table under privacy.session (noise must "
-            f"cover every pair, observed or not): {spec.n_items}² entries need pair_cells >= "
-            f"{-(-(spec.n_items**2) // 4)}, got {spec.pair_wire.model.pair_cells}"
-        )
+    require_dense_pairs(config.privacy, spec)
     check_combination(
         config.privacy,
         secagg=config.secagg.enabled,

@@ -28,10 +28,12 @@ class PrivacyTracker(StrategyWrapper):
     all refused), the strategy never sees its replies, and the record says nothing was released.
     """
 
-    def __init__(self, strategy: Strategy, report: PrivacyReport) -> None:
+    def __init__(self, strategy: Strategy, report: PrivacyReport, *, released: int = 0) -> None:
+        """``released``: aggregates the run released before this tracker (a resumed campaign's
+        checkpointed rounds), which the partner-level ε composes over."""
         super().__init__(strategy)
         self.report = report
-        self._released = 0  # aggregates released under partner-level DP so far
+        self._released = released  # aggregates released under partner-level DP so far
 
     def configure_fit(
         self, server_round: int, parameters: Parameters, client_manager: ClientManager

@@ -5,6 +5,13 @@ gate decide, and publish the promoted model to every partner.
 A campaign is resumable at every step. Rounds restart after the last checkpointed one; the gate
 and the publication run again if the coordinator died during them (both are idempotent: the
 same decision on the same models, the same version handed out again).
+
+Under the contract's differential privacy the strategy is the simulation's (partner-level DP
+wrapped by ``federation_strategy``, every partner weighing 1), and a ``PrivacyTracker`` reads
+what each round spent: the session-level ε each partner reports (what it charged its own ledger
+for the campaign so far), the partners that refused for lack of budget, and the partner-level ε
+only the coordinator can account. Each checkpointed round keeps its share (``privacy`` in its
+record), and the status shows the latest ε per partner name as ``epsilon_by_partner``.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from flwr.server.workflow import DefaultWorkflow
 
 from fedpath.errors import FedpathError
 from fedpath.federation.registry import ModelRegistry
+from fedpath.privacy.dp.report import PrivacyReport, PrivacyRound
 from fedpath.privacy.keys import model_key
 from fedpath.server.app import await_partners, run_rounds
 from fedpath.server.deployed.checkpoint import (
@@ -37,6 +45,7 @@ from fedpath.server.deployed.status import CAMPAIGN, write_status
 from fedpath.server.gate import GateRound
 from fedpath.strategies.factory import sampled_partners
 from fedpath.strategies.meter import ByteMeter, payload_bytes
+from fedpath.strategies.privacy_tracker import PrivacyTracker
 from fedpath.strategies.recorder import RoundRecord, RoundRecorder
 from fedpath.strategies.resume import ResumedRounds, restore_strategy_state, strategy_state
 from fedpath.strategies.secure_sum import count_scale
@@ -80,6 +89,7 @@ class Campaign:
         )
         self.status: dict[str, Any] = {}
         self.partner_grid: PartnerGrid | None = None
+        self.privacy: PrivacyReport | None = None  # this run's rounds, under the contract's DP
 
     # ------------------------------------------------------------------------------ the run
     def run(self, grid: Grid, context: Context) -> None:
@@ -92,6 +102,7 @@ class Campaign:
             completed_rounds=checkpoint.round,
             records=checkpoint.records,
             promoted=earlier and {"version": earlier.version, "reason": "an earlier campaign's"},
+            **self._epsilon(checkpoint.records),
         )
         self._await(grid)
         if checkpoint.remaining:
@@ -180,7 +191,14 @@ class Campaign:
         meter = ShiftedMeter(start.round)
         ids = registered_nodes(self.settings.state)
         known = {ids[p.name]: p.index for p in self.settings.workspace.partners if p.name in ids}
-        recorder = RoundRecorder(strategy, meter=meter, known_nodes=known)
+        n_partners = len(self.settings.workspace.partners)
+        sampled = sampled_partners(n_partners, self.config.fraction_fit)
+        tracked: Strategy = strategy
+        if self.config.privacy.enabled:
+            self.privacy = PrivacyReport(self.config.privacy, sampled / n_partners)
+            # every round checkpointed before a resume released one aggregate
+            tracked = PrivacyTracker(strategy, self.privacy, released=start.round)
+        recorder = RoundRecorder(tracked, meter=meter, known_nodes=known)
         latest = [start]
 
         def round_done(server_round: int, arrays: list[np.ndarray]) -> None:
@@ -189,10 +207,9 @@ class Campaign:
 
         base = build_workflow(
             self.config.secagg,
-            max_weight=self.config.secagg.max_weight,
-            sampled=sampled_partners(
-                len(self.settings.workspace.partners), self.config.fraction_fit
-            ),
+            # Under DP every partner reports weight 1 (its size is not private): an unweighted mean
+            max_weight=1.0 if self.config.privacy.enabled else self.config.secagg.max_weight,
+            sampled=sampled,
             count_scale=self.scale,
         )
         workflow = DefaultWorkflow(
@@ -241,7 +258,10 @@ class Campaign:
             parent=parent.version if parent else self._parent_of_first_round(),
             metrics=record.metrics,
         )
-        records = [*previous.records, {**asdict(record), "version": card.version}]
+        entry = {**asdict(record), "version": card.version}
+        if self.privacy is not None:
+            entry["privacy"] = self._privacy_of(record.round)
+        records = [*previous.records, entry]
         checkpoint = Checkpoint(
             campaign=previous.campaign,
             round=record.round,
@@ -272,8 +292,39 @@ class Campaign:
             completed_rounds=record.round,
             records=records,
             connected_nodes=sorted(grid.get_node_ids()),
+            **self._epsilon(records),
         )
         return checkpoint
+
+    def _privacy_of(self, server_round: int) -> dict[str, Any]:
+        """Round ``server_round``'s privacy, partners by name: ε so far (cumulative over the
+        campaign) and who refused for lack of budget."""
+        assert self.privacy is not None
+        found = [r for r in self.privacy.rounds if r.round == server_round]
+        spent = found[-1] if found else PrivacyRound(round=server_round)
+        names = {p.index: p.name for p in self.settings.workspace.partners}
+        return {
+            "session_epsilon": {names[i]: e for i, e in sorted(spent.session_epsilon.items())},
+            "partner_epsilon": spent.partner_epsilon,
+            "refused": [names[i] for i in spent.refused],
+        }
+
+    def _epsilon(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """``epsilon_by_partner``: each partner's latest ε of the campaign, by name (empty
+        without DP). Session-level ε is the partner's own (what it charged its ledger); under
+        partner-level DP alone every partner has the aggregate's ε. ``privacy_delta``: their δ."""
+        settings = self.config.privacy
+        if not settings.enabled:
+            return {}
+        epsilon: dict[str, float] = {}
+        for entry in records:
+            spent = entry.get("privacy") or {}
+            if settings.session is not None:
+                epsilon.update(spent.get("session_epsilon", {}))
+            elif spent.get("partner_epsilon") is not None:
+                partners = self.settings.workspace.partners
+                epsilon = {p.name: spent["partner_epsilon"] for p in partners}
+        return {"epsilon_by_partner": epsilon, "privacy_delta": settings.delta}
 
     def _parent_of_first_round(self) -> int | None:
         promoted = self.registry.promoted()

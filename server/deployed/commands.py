@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from fedpath.errors import FedpathError
 
@@ -93,4 +93,32 @@ def status_command() -> None:
         status = federation_status(args.workspace.resolve() / STATE)
     except FedpathError as error:
         _fail(f"status unreadable: {error}")
-    print(json.dumps(status, indent=1) if args.json else render_status(status).rstrip("\n"))
+    if args.json:
+        print(json.dumps(status, indent=1))
+        return
+    print(render_status(status).rstrip("\n"))
+    for line in privacy_lines(status.get("campaign", {})):
+        print(line)
+
+
+def privacy_lines(campaign: dict[str, Any]) -> list[str]:
+    """The campaign's differential privacy for ``fedpath status``: ε per partner (the latest of
+    the campaign, at the contract's δ) and who refused a round for lack of budget; nothing
+    without DP."""
+    epsilon = campaign.get("epsilon_by_partner")
+    if epsilon is None:
+        return []
+    spent = ", ".join(f"{name} {value:.3f}" for name, value in sorted(epsilon.items()))
+    lines = [
+        f"privacy      ε by partner at δ={campaign.get('privacy_delta')}: {spent or 'none yet'}"
+    ]
+    refused = sorted(
+        {
+            name
+            for r in campaign.get("records", [])
+            for name in (r.get("privacy") or {}).get("refused", [])
+        }
+    )
+    if refused:
+        lines.append(f"             refused a round (budget spent): {', '.join(refused)}")
+    return lines

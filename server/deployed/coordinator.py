@@ -40,6 +40,7 @@ from typing import Any
 import fedpath
 from fedpath.errors import FedpathError
 from fedpath.federation.flower_env import flower_env
+from fedpath.federation.keys import CAMPAIGN_KEY
 from fedpath.server.deployed import superlink_guard
 from fedpath.server.deployed.endpoint import ServiceHandler
 from fedpath.server.deployed.server_app import PLAN_KEY
@@ -86,6 +87,7 @@ clientapp = "fedpath.clients.deployed_app:app"
 
 [tool.flwr.app.config]
 {plan_key} = ""
+{campaign_key} = ""
 """
 # What the SuperLink prints when it turns a node away, and the reason fedpath files it under.
 REFUSALS = (
@@ -135,7 +137,9 @@ class Coordinator:
             f'root-certificates = "{self.settings.workspace.ca_cert}"\n'
         )
         (self.app / "pyproject.toml").write_text(
-            APP_PYPROJECT.format(version=fedpath.__version__, plan_key=PLAN_KEY)
+            APP_PYPROJECT.format(
+                version=fedpath.__version__, plan_key=PLAN_KEY, campaign_key=CAMPAIGN_KEY
+            )
         )
 
     def env(self) -> dict[str, str]:
@@ -320,7 +324,7 @@ class Coordinator:
             CONNECTION,
             "--stream",
             "--run-config",
-            f'{PLAN_KEY}="{plan}"',
+            f'{PLAN_KEY}="{plan}" {CAMPAIGN_KEY}="{self.settings.campaign}"',
         ]
         earlier = len(list(self.logs.glob(f"run-{self.settings.campaign}-*.log")))
         log_path = self.logs / f"run-{self.settings.campaign}-{earlier + 1:03d}.log"

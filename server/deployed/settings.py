@@ -17,6 +17,7 @@ from typing import Any
 from fedpath.errors import ConfigError
 from fedpath.federation.config import FederationConfig, GateSettings, SecAggSettings
 from fedpath.federation.layout import Workspace, load_workspace
+from fedpath.privacy.dp.config import check_combination
 
 STATE = "state"
 PLAN = "plan.json"
@@ -83,6 +84,7 @@ def coordinator_settings(
                 enabled=contract.secagg, max_weight=contract.max_weight, **raw["secagg"]
             ),
             gate=GateSettings(enabled=True, **raw["gate"]),
+            privacy=contract.privacy_settings(),
             **training,
         )
     except TypeError as error:
@@ -97,6 +99,19 @@ def coordinator_settings(
         raise ConfigError(
             f"training.fraction_fit must be 1.0 for count models (one sum over every partner), "
             f"got {federation.fraction_fit}"
+        )
+    check_combination(
+        federation.privacy,
+        secagg=contract.secagg,
+        count_model=spec.is_count,
+        strategy=federation.strategy,
+        funnel=False,
+    )
+    if federation.privacy.partner is not None and federation.fraction_fit != 1.0:
+        raise ConfigError(
+            f"training.fraction_fit must be 1.0 under the contract's partner-level DP (each "
+            f"partner adds its share of the noise assuming all {n_partners} are sampled), got "
+            f"{federation.fraction_fit}"
         )
     return CoordinatorSettings(
         workspace=space,
