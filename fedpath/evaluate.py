@@ -1,5 +1,9 @@
 """One evaluation for every model: next item, next action, conversion, calibration, review rate.
 
+``calibrated_review`` adds what a merchant relies on: per-head temperatures fitted on valid,
+ECE before and after, and for each decision a review gate certified on valid and checked on test
+(``fedpath.review``).
+
 Predictions are made ``batch_size`` cases at a time and only the target ranks and the small
 action / conversion outputs are kept, so memory stays at batch_size × V scores whatever the
 number of cases.
@@ -11,10 +15,19 @@ import numpy as np
 
 from fedpath.data.containers import Cases
 from fedpath.metrics.calibration import DEFAULT_N_BINS, action_ece, expected_calibration_error
-from fedpath.metrics.classification import action_accuracy, action_macro_f1, conversion_auc
+from fedpath.metrics.classification import (
+    action_accuracy,
+    action_macro_f1,
+    conversion_auc,
+    exit_pr_auc,
+    pr_auc,
+)
 from fedpath.metrics.ranking import DEFAULT_KS, ranking_report, target_ranks
 from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD, NextStepModel, Predictions
+from fedpath.models.temperature import Temperatures
+from fedpath.review import DECISIONS, ReviewGate, risk_coverage
 from fedpath.schema import N_ACTIONS
+from fedpath.targets import purchase_ahead
 
 
 def _predict_in_batches(
@@ -51,21 +64,78 @@ def evaluate(
     Item metrics (``recall@k``, ``mrr@k``, ``ndcg@k``) average over the cases with a next item;
     action metrics over the cases with a known next action; conversion metrics and
     ``review_rate`` (share of cases whose action confidence is below ``review_threshold``)
-    over all cases. A metric with no case to average over is NaN.
+    over all cases. ``exit_pr_auc`` ranks who leaves next; ``ahead_auc`` / ``ahead_pr_auc`` score
+    the conversion probability against a purchase still following the prefix. A metric with no
+    case to average over is NaN.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
     ranks, outputs = _predict_in_batches(model, cases, batch_size)
     converts = cases.converts.astype(bool)
+    ahead = purchase_ahead(cases)
     review = outputs.needs_review(review_threshold)
     return {
         **ranking_report(ranks, ks),
         "action_accuracy": action_accuracy(outputs.action_probs, cases.next_action),
         "action_macro_f1": action_macro_f1(outputs.action_probs, cases.next_action),
         "action_ece": action_ece(outputs.action_probs, cases.next_action, n_bins=n_bins),
+        "exit_pr_auc": exit_pr_auc(outputs.action_probs, cases.next_action),
         "conversion_auc": conversion_auc(outputs.convert_prob, converts),
+        "conversion_pr_auc": pr_auc(outputs.convert_prob, converts),
+        "ahead_auc": conversion_auc(outputs.convert_prob, ahead),
+        "ahead_pr_auc": pr_auc(outputs.convert_prob, ahead),
         "conversion_ece": expected_calibration_error(outputs.convert_prob, converts, n_bins=n_bins),
         "review_rate": float(review.mean()) if len(review) else float("nan"),
         "n_cases": float(len(cases)),
         "n_item_cases": float(len(ranks)),
     }
+
+
+def predict_heads(model: NextStepModel, cases: Cases, *, batch_size: int = 1024) -> Predictions:
+    """The action and conversion outputs of ``model`` on ``cases`` (item scores not kept)."""
+    return _predict_in_batches(model, cases, batch_size)[1]
+
+
+def calibrated_review(
+    valid_outputs: Predictions,
+    valid: Cases,
+    test_outputs: Predictions,
+    test: Cases,
+    *,
+    threshold: float = DEFAULT_REVIEW_THRESHOLD,
+    decisions: tuple[str, ...] = DECISIONS,
+    conversion_target: str = "session",
+    n_bins: int = DEFAULT_N_BINS,
+) -> tuple[dict[str, float], dict[str, dict[str, np.ndarray]], Temperatures]:
+    """Temperatures and gates fitted on valid, judged on test.
+
+    Returns (metrics, risk–coverage curve of each decision on test, temperatures). Metrics:
+    ``action_temperature`` / ``convert_temperature``; test ``action_ece`` / ``conversion_ece``
+    before (``*_raw``) and after calibration; per decision ``<decision>_gate_cutoff``,
+    ``<decision>_gate_coverage`` and ``<decision>_gate_handled_accuracy``, the share the gate
+    lets through and how often those decisions are right.
+    """
+    converts_valid = valid.converts if conversion_target == "session" else purchase_ahead(valid)
+    temperatures = Temperatures.fit(valid_outputs, valid.next_action, converts_valid)
+    valid_cal, test_cal = temperatures.apply(valid_outputs), temperatures.apply(test_outputs)
+    converts = test.converts if conversion_target == "session" else purchase_ahead(test)
+    metrics = {
+        "action_temperature": temperatures.action,
+        "convert_temperature": temperatures.convert,
+        "action_ece_raw": action_ece(test_outputs.action_probs, test.next_action, n_bins=n_bins),
+        "action_ece": action_ece(test_cal.action_probs, test.next_action, n_bins=n_bins),
+        "conversion_ece_raw": expected_calibration_error(
+            test_outputs.convert_prob, converts.astype(bool), n_bins=n_bins
+        ),
+        "conversion_ece": expected_calibration_error(
+            test_cal.convert_prob, converts.astype(bool), n_bins=n_bins
+        ),
+    }
+    curves = {}
+    for decision in decisions:
+        gate = ReviewGate(
+            decision=decision, threshold=threshold, conversion_target=conversion_target
+        ).fit(valid_cal, valid)
+        metrics.update({f"{decision}_{k}": v for k, v in gate.report(test_cal, test).items()})
+        curves[decision] = risk_coverage(*gate.outcomes(test_cal, test))
+    return metrics, curves, temperatures

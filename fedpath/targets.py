@@ -23,6 +23,8 @@ def purchase_ahead(cases: Cases) -> np.ndarray:
     in order, as ``expand_prefixes`` cuts them: label first, take subsets after.
     """
     n = len(cases)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
     bought = (np.asarray(cases.next_action) == Action.PURCHASE).astype(np.int64)
     order = np.lexsort((-np.arange(n), cases.session_index))  # per session, last prefix first
     running = np.cumsum(bought[order])

@@ -1,0 +1,141 @@
+"""The human-review gate: a confidence threshold that is a promise about held-out accuracy.
+
+A merchant acts on one *decision* per prefix, not on a probability vector:
+
+- ``action``: the most likely next action (view / cart / purchase / exit);
+- ``exit``: "this shopper leaves next" vs "stays" (P(exit) at 0.5);
+- ``convert``: "this session converts" vs "does not" (the conversion probability at 0.5).
+
+The decision's *confidence* is the calibrated probability that it is right (the top action
+probability, or max(p, 1 − p) of a yes/no decision; see ``fedpath.models.temperature``).
+Calibration alone makes the handled share right ``threshold`` of the time *on average*; the gate
+makes it a promise: ``ReviewGate.fit`` on held-out (valid) cases picks the lowest cutoff
+≥ ``threshold`` whose handled cases are right at least ``threshold`` of the time with
+confidence 1 − ``delta`` (one-sided Clopper–Pearson, Bonferroni over the candidate cutoffs).
+Where no cutoff earns it, everything goes to review: coverage 0 is said, not hidden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.stats import beta
+
+from fedpath.data.containers import Cases
+from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD, Predictions
+from fedpath.schema import Action
+from fedpath.targets import conversion_label
+
+DECISIONS = ("action", "exit", "convert")
+DEFAULT_DELTA = 0.05  # the promise may fail on at most 5% of valid draws
+CUTOFF_STEP = 0.01  # candidate cutoffs: threshold, threshold + 0.01, ... below 1
+
+
+def decide(predictions: Predictions, decision: str) -> tuple[np.ndarray, np.ndarray]:
+    """([n] int chosen answer, [n] float confidence in it) for ``decision``.
+
+    The answer is an action index for ``action``, 1 (yes) / 0 (no) for ``exit`` and ``convert``.
+    """
+    if decision == "action":
+        probs = predictions.action_probs
+        return probs.argmax(axis=1), probs.max(axis=1)
+    if decision == "exit":
+        p = predictions.action_probs[:, Action.EXIT]
+    elif decision == "convert":
+        p = predictions.convert_prob
+    else:
+        raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
+    p = np.asarray(p, dtype=np.float64)
+    return (p >= 0.5).astype(np.int64), np.maximum(p, 1 - p)
+
+
+def truth(cases: Cases, decision: str, *, conversion_target: str = "session") -> np.ndarray:
+    """[n] the right answer to ``decision`` for each case; -1 where the log does not say."""
+    actions = np.asarray(cases.next_action, dtype=np.int64)
+    if decision == "action":
+        return actions
+    if decision == "exit":
+        return np.where(actions >= 0, (actions == Action.EXIT).astype(np.int64), -1)
+    if decision == "convert":
+        return conversion_label(cases, conversion_target).astype(np.int64)
+    raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
+
+
+def lower_bound(correct: int, total: int, delta: float) -> float:
+    """One-sided Clopper–Pearson lower bound of a success rate at confidence 1 − ``delta``."""
+    if total == 0 or correct == 0:
+        return 0.0
+    return float(beta.ppf(delta, correct, total - correct + 1))
+
+
+def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> dict[str, np.ndarray]:
+    """The whole curve: for each distinct confidence c (high to low), handling every case with
+    confidence ≥ c: its ``coverage`` (share handled) and ``accuracy`` (share of those right)."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    order = np.argsort(-confidence, kind="stable")
+    sorted_conf = confidence[order]
+    hits = np.cumsum(np.asarray(correct, dtype=np.float64)[order])
+    last = np.r_[sorted_conf[1:] != sorted_conf[:-1], True] if len(order) else np.empty(0, bool)
+    handled = np.arange(1, len(order) + 1)[last]
+    return {
+        "cutoff": sorted_conf[last],
+        "coverage": handled / max(len(order), 1),
+        "accuracy": hits[last] / handled,
+    }
+
+
+@dataclass
+class ReviewGate:
+    """Sends a case to a person unless its decision's confidence reaches a certified cutoff."""
+
+    decision: str = "action"
+    threshold: float = DEFAULT_REVIEW_THRESHOLD
+    delta: float = DEFAULT_DELTA
+    conversion_target: str = "session"
+    cutoff_: float = field(default=float("inf"), init=False)
+
+    def fit(self, predictions: Predictions, cases: Cases) -> ReviewGate:
+        """Choose the cutoff on held-out ``cases`` (valid), predictions already calibrated."""
+        if self.decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {DECISIONS}, got {self.decision!r}")
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        if not 0 < self.delta < 1:
+            raise ValueError(f"delta must be in (0, 1), got {self.delta}")
+        confidence, correct = self.outcomes(predictions, cases)
+        candidates = np.arange(self.threshold, 1.0, CUTOFF_STEP)
+        level = self.delta / len(candidates)  # Bonferroni: the promise holds for any we pick
+        self.cutoff_ = float("inf")
+        for cutoff in candidates:  # lowest first: the first certified one covers the most
+            handled = confidence >= cutoff
+            if (
+                lower_bound(int(correct[handled].sum()), int(handled.sum()), level)
+                >= self.threshold
+            ):
+                self.cutoff_ = float(cutoff)
+                break
+        return self
+
+    def outcomes(self, predictions: Predictions, cases: Cases) -> tuple[np.ndarray, np.ndarray]:
+        """(confidence, correct) over the cases whose right answer is known."""
+        answer, confidence = decide(predictions, self.decision)
+        right = truth(cases, self.decision, conversion_target=self.conversion_target)
+        known = right >= 0
+        return confidence[known], answer[known] == right[known]
+
+    def needs_review(self, predictions: Predictions) -> np.ndarray:
+        """[n] True where a person should look before the decision is acted on."""
+        return decide(predictions, self.decision)[1] < self.cutoff_
+
+    def report(self, predictions: Predictions, cases: Cases) -> dict[str, float]:
+        """Coverage and handled accuracy at the fitted cutoff on ``cases`` (test)."""
+        confidence, correct = self.outcomes(predictions, cases)
+        handled = confidence >= self.cutoff_
+        return {
+            "gate_cutoff": self.cutoff_,
+            "gate_coverage": float(handled.mean()) if len(handled) else float("nan"),
+            "gate_handled_accuracy": (
+                float(correct[handled].mean()) if handled.any() else float("nan")
+            ),
+        }
