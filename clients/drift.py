@@ -72,20 +72,39 @@ class DriftMonitor:
         self.settings = settings or DriftSettings()
         self._edges = np.linspace(*CONFIDENCE_RANGE, self.settings.bins + 1)
         self._reference = self._histograms(np.asarray(action_probs, dtype=np.float64))
-        self._live: deque[np.ndarray] = deque(maxlen=self.settings.window)
+        # The window as (confidence bin, action) pairs, and its two histograms kept up to date
+        # as pairs come and go: a verdict per request costs the same whatever the window.
+        self._live: deque[tuple[int, int]] = deque()
+        self._counts = (np.zeros(self.settings.bins), np.zeros(N_ACTIONS))
         self._alert = False
         self._lock = threading.Lock()
 
-    def _histograms(self, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _bins(self, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each prediction's confidence bin (``np.histogram``'s: the last bin holds 1.0) and
+        predicted action."""
         confidence = np.clip(probs.max(axis=1), *CONFIDENCE_RANGE)
-        confidence_counts = np.histogram(confidence, bins=self._edges)[0].astype(np.float64)
-        action_counts = np.bincount(probs.argmax(axis=1), minlength=N_ACTIONS).astype(np.float64)
-        return confidence_counts, action_counts
+        bins = np.searchsorted(self._edges, confidence, side="right") - 1
+        return np.minimum(bins, self.settings.bins - 1), probs.argmax(axis=1)
+
+    def _histograms(self, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        confidence, action = self._bins(probs)
+        return (
+            np.bincount(confidence, minlength=self.settings.bins).astype(np.float64),
+            np.bincount(action, minlength=N_ACTIONS).astype(np.float64),
+        )
 
     def observe(self, action_probs: np.ndarray) -> DriftScores:
         """Add live predictions ``[n, 4]`` and return the current verdict."""
+        confidence, action = self._bins(np.atleast_2d(action_probs))
         with self._lock:
-            self._live.extend(np.atleast_2d(action_probs).astype(np.float64))
+            for pair in zip(confidence.tolist(), action.tolist(), strict=True):
+                if len(self._live) == self.settings.window:
+                    old = self._live.popleft()
+                    self._counts[0][old[0]] -= 1
+                    self._counts[1][old[1]] -= 1
+                self._live.append(pair)
+                self._counts[0][pair[0]] += 1
+                self._counts[1][pair[1]] += 1
             scores = self._scores()
             if scores.alert != self._alert:
                 self._alert = scores.alert
@@ -110,9 +129,8 @@ class DriftMonitor:
         samples = len(self._live)
         if samples < self.settings.min_samples:
             return DriftScores(0.0, 0.0, samples, False)
-        confidence, action = self._histograms(np.stack(self._live))
-        confidence_psi = psi(self._reference[0], confidence)
-        action_psi = psi(self._reference[1], action)
+        confidence_psi = psi(self._reference[0], self._counts[0])
+        action_psi = psi(self._reference[1], self._counts[1])
         worst = max(confidence_psi, action_psi)
         threshold = self.settings.threshold * (CLEAR_RATIO if self._alert else 1.0)
         return DriftScores(confidence_psi, action_psi, samples, worst > threshold)

@@ -158,3 +158,19 @@ def test_collision_rate_on_the_real_catalogues_is_the_birthday_figure(
     # Assert: real ids hash like random ones
     expected, tolerance = _birthday(n_distinct, buckets)
     assert rate == pytest.approx(expected, abs=tolerance)
+
+
+def test_a_request_sized_and_a_log_sized_call_give_the_same_buckets() -> None:
+    # Prepare: repeated ids, under and over the size where pandas takes over
+    hasher = ItemHasher(KEY, 97)
+    ids = [f"item-{i % 37}" for i in range(1500)]
+
+    # Execute
+    small, large = hasher.buckets(ids[:20]), hasher.buckets(ids)
+
+    # Assert
+    expected = np.array([hasher.bucket(i) for i in ids], dtype=np.int64)
+    assert small.dtype == large.dtype == np.int64
+    np.testing.assert_array_equal(small, expected[:20])
+    np.testing.assert_array_equal(large, expected)
+    assert hasher.buckets([]).shape == (0,)

@@ -319,3 +319,27 @@ def test_a_worker_pool_serves_follows_promotions_and_sums_its_metrics(tmp_path: 
     assert values["fedpath_model_version"] == version
     assert not any(p.is_alive() for p in server.processes)
     assert not server.folder.exists()
+
+
+def test_drift_over_a_sliding_window_is_the_psi_of_its_last_predictions() -> None:
+    # Prepare: random predictions, one at a time and in blocks, past the window several times
+    rng = np.random.default_rng(1)
+    reference, live = rng.dirichlet([1, 1, 1, 1], 300), rng.dirichlet([3, 1, 1, 2], 730)
+    monitor = DriftMonitor(reference, DriftSettings(window=200, min_samples=50, bins=8))
+
+    # Execute
+    for start in range(0, 730, 73):
+        scores = monitor.observe(live[start : start + 73])
+
+    # Assert: the histograms of the last 200 predictions, computed from scratch with numpy
+    edges = np.linspace(0.25, 1.0, 9)
+    window = live[-200:]
+
+    def counts(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        confidence = np.histogram(np.clip(probs.max(axis=1), 0.25, 1.0), bins=edges)[0]
+        return confidence, np.bincount(probs.argmax(axis=1), minlength=4)
+
+    (ref_c, ref_a), (win_c, win_a) = counts(reference), counts(window)
+    assert scores.samples == 200
+    assert scores.confidence_psi == pytest.approx(psi(ref_c, win_c), rel=1e-9)
+    assert scores.action_psi == pytest.approx(psi(ref_a, win_a), rel=1e-9)

@@ -24,6 +24,7 @@ from fedpath.errors import ConfigError
 
 MIN_KEY_BYTES = 16
 BUCKET_PREFIX = "h"
+SMALL = 512  # at most this many ids are hashed through a dict, more through pandas
 
 
 def check_key(key: bytes) -> None:
@@ -74,8 +75,19 @@ class ItemHasher:
         return int.from_bytes(digest[:8], "big") % self.n_buckets
 
     def buckets(self, item_ids: Iterable[str]) -> np.ndarray:
-        """Buckets of many ids (``[n]`` int64), each distinct id hashed once."""
-        codes, uniques = pd.factorize(pd.Series(list(item_ids), dtype=object))
+        """Buckets of many ids (``[n]`` int64), each distinct id hashed once.
+
+        pandas' factorize pays off on a log; a prediction request's few ids (served per request,
+        where pandas' fixed cost would be most of the work) go through a dict instead.
+        """
+        ids = list(item_ids)
+        if len(ids) <= SMALL:
+            seen: dict[str, int] = {}
+            return np.array(
+                [seen[i] if i in seen else seen.setdefault(i, self.bucket(i)) for i in ids],
+                dtype=np.int64,
+            ).reshape(len(ids))
+        codes, uniques = pd.factorize(pd.Series(ids, dtype=object))
         table = np.fromiter((self.bucket(u) for u in uniques), dtype=np.int64, count=len(uniques))
         return table[codes]
 
