@@ -40,6 +40,7 @@ from fedpath.baselines.heads import (
 )
 from fedpath.data.containers import Cases
 from fedpath.data.protocol import ProtocolConfig
+from fedpath.evaluate import calibrated_review
 from fedpath.metrics.bootstrap import bootstrap_scores, interval, session_replicates
 from fedpath.metrics.classification import action_macro_f1, conversion_auc, exit_pr_auc, pr_auc
 from fedpath.models.base import Predictions
@@ -49,6 +50,17 @@ from fedpath.simulations.pipeline import PreparedData, prepare
 from fedpath.targets import conversion_label
 
 QUICK_EPOCHS = 2
+REVIEW_COLUMNS = (
+    "action_ece_raw",
+    "action_ece",
+    "conversion_ece_raw",
+    "conversion_ece",
+    *(
+        f"{d}_gate_{k}"
+        for d in ("action", "exit", "convert")
+        for k in ("cutoff", "coverage", "handled_accuracy")
+    ),
+)
 QUICK_REPLICATES = 100
 # metric -> (conversion target whose predictions it scores, or None for the action head)
 METRICS: dict[str, str | None] = {
@@ -94,8 +106,12 @@ def metric_functions(
 
 def fedpath_outputs(
     model_name: str, cfg: Any, data: PreparedData, seed: int, epochs: int | None
-) -> dict[str, Predictions]:
-    """A fedpath model trained as `fedpath train` would; its one conversion head answers both."""
+) -> tuple[dict[str, Predictions], Predictions]:
+    """A fedpath model trained as `fedpath train` would: (test outputs, valid outputs).
+
+    Its one conversion head answers both conversion questions; ``model.convert_target=ahead``
+    in the model's Hydra overrides (``--overrides``) trains it on the merchant's one.
+    """
     import torch
 
     params = plain(cfg.model)
@@ -106,7 +122,7 @@ def fedpath_outputs(
     model = build_model(model_name, n_items=data.split.n_items, seed=seed, **params)
     model.fit(data.train, data.valid)
     predictions = model.predict(data.test)
-    return {"session": predictions, "ahead": predictions}
+    return {"session": predictions, "ahead": predictions}, model.predict(data.valid)
 
 
 def run_log(log: str, models: Sequence[str], seeds: Sequence[int], args: Any) -> dict[str, Any]:
@@ -119,30 +135,31 @@ def run_log(log: str, models: Sequence[str], seeds: Sequence[int], args: Any) ->
     everything = np.arange(len(test))
     systems: dict[str, dict[str, Any]] = {}
 
-    def record(name: str, kind: str, outputs: dict[str, Predictions]) -> None:
+    def record(
+        name: str, kind: str, outputs: dict[str, Predictions], valid_outputs: Predictions
+    ) -> None:
         functions = metric_functions(test, outputs)
+        review, _, _ = calibrated_review(
+            valid_outputs, data.valid, outputs["session"], test, threshold=args.threshold
+        )
         systems[name] = {
             "kind": kind,
             "point": {m: f(everything) for m, f in functions.items()},
             "replicates": bootstrap_scores(functions, replicates),
+            "review": review,
         }
-        print(f"{log} {name}: {systems[name]['point']}", file=sys.stderr, flush=True)
+        print(f"{log} {name}: {systems[name]['point']} {review}", file=sys.stderr, flush=True)
 
     for index, baseline in enumerate(baselines("session", seed=0)):
-        ahead = baselines("ahead", seed=0)[index]
-        record(
-            baseline.name,
-            "baseline",
-            {
-                "session": baseline.fit(data.train).predict(test),
-                "ahead": ahead.fit(data.train).predict(test),
-            },
-        )
+        ahead = baselines("ahead", seed=0)[index].fit(data.train)
+        baseline.fit(data.train)
+        outputs = {"session": baseline.predict(test), "ahead": ahead.predict(test)}
+        record(baseline.name, "baseline", outputs, baseline.predict(data.valid))
     for model in models:
-        model_cfg = train_config([f"data={log}", f"model={model}"])
+        model_cfg = train_config([f"data={log}", f"model={model}", *args.overrides])
         for seed in seeds:
-            outputs = fedpath_outputs(model, model_cfg, data, seed, args.epochs)
-            record(f"fedpath {model} (seed {seed})", "fedpath", outputs)
+            outputs, valid_outputs = fedpath_outputs(model, model_cfg, data, seed, args.epochs)
+            record(f"fedpath {model} (seed {seed})", "fedpath", outputs, valid_outputs)
     return {"log": log, "n_test_cases": len(test), **summarize(systems)}
 
 
@@ -153,7 +170,7 @@ def summarize(systems: dict[str, dict[str, Any]]) -> dict[str, Any]:
         candidates = {n: s for n, s in systems.items() if s["kind"] == "baseline"}
         best[metric] = max(candidates, key=lambda n: np.nan_to_num(candidates[n]["point"][metric]))
     for name, system in systems.items():
-        row: dict[str, Any] = {"system": name, "kind": system["kind"]}
+        row: dict[str, Any] = {"system": name, "kind": system["kind"], **system["review"]}
         for metric in METRICS:
             values = system["replicates"][metric]
             entry = {"value": system["point"][metric], "ci95": interval(values)}
@@ -194,6 +211,18 @@ def markdown(results: list[dict[str, Any]], settings: dict[str, Any]) -> str:
                     cell += f"<br>Δ {entry['delta']:+.3f} [{d_low:+.3f}, {d_high:+.3f}]"
                 cells.append(cell)
             lines.append(f"| {row['system']} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            f"Calibration (temperature per head, fitted on valid) and the review gate at "
+            f"{settings['threshold']} (cutoff certified on valid, coverage and accuracy of the "
+            "handled share on test; conversion = the session converts):",
+            "",
+            "| system | " + " | ".join(REVIEW_COLUMNS) + " |",
+            "|---" * (len(REVIEW_COLUMNS) + 1) + "|",
+        ]
+        for row in result["rows"]:
+            cells = [f"{row[c]:.3f}" for c in REVIEW_COLUMNS]
+            lines.append(f"| {row['system']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -204,6 +233,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--replicates", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=None, help="override the models' epochs")
+    parser.add_argument("--threshold", type=float, default=0.85, help="the review gate's promise")
+    parser.add_argument(
+        "--overrides", nargs="*", default=[], help="Hydra overrides of fedpath's models"
+    )
     parser.add_argument("--quick", action="store_true", help="2 epochs, 100 replicates")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -216,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "seeds": args.seeds,
         "replicates": args.replicates,
         "epochs": args.epochs or "conf/model",
+        "overrides": args.overrides,
+        "threshold": args.threshold,
     }
     stem = "path_prediction-quick" if args.quick else "path_prediction"
     args.out.mkdir(parents=True, exist_ok=True)
