@@ -115,6 +115,27 @@ def test_a_token_guards_every_path(guarded: int) -> None:
     assert allowed[0] == 200 and json.loads(allowed[1])["model_version"] == 1
 
 
+def test_a_worker_pool_keeps_the_token_the_read_deadline_and_the_4xx(tmp_path: Path) -> None:
+    # Prepare: the same app in two worker processes
+    server = start(tmp_path, TOKEN, workers=2)
+    port, right = server.server_address[1], {"Authorization": f"Bearer {TOKEN}"}
+
+    try:
+        # Execute
+        missing = call(port, "/predict", json.dumps({"items": ["a"]}).encode())
+        malformed = call(port, "/predict", b"{", right)
+        allowed = call(port, "/predict", json.dumps({"items": ["a"]}).encode(), right)
+        half_sent = raw(port, b"POST /predict HTTP/1.1\r\nHost: x\r\n")  # headers never end
+    finally:
+        server.shutdown()
+
+    # Assert
+    assert missing[0] == 401
+    assert malformed[0] == 400 and "JSON" in json.loads(malformed[1])["error"]
+    assert allowed[0] == 200
+    assert half_sent.startswith(b"HTTP/1.1 408")
+
+
 def test_off_loopback_needs_a_token_to_start(tmp_path: Path) -> None:
     # Execute / Assert: no token, a host other machines reach: refused before binding
     with pytest.raises(ConfigError, match=r"serving.host must be a loopback address"):
