@@ -31,6 +31,7 @@ import os
 import signal
 import sys
 from logging import WARNING
+from pathlib import Path
 
 import flwr.supercore.superexec.run_superexec as superexec
 from flwr.supercore import log
@@ -137,14 +138,23 @@ def main() -> None:
     )
     parser.add_argument("--runtime-api-address", required=True, help="the SuperNode's")
     parser.add_argument("--task-poll", type=float, required=True, help="seconds between polls")
+    parser.add_argument(
+        "--superexec-auth-secret-file", type=Path, help="the secret its SuperNode asks for"
+    )
     args = parser.parse_args()
+    secret = args.superexec_auth_secret_file
+
     # Flower reads its poll interval from the environment (0.01 to 60 s; 1 s by default)
     os.environ["FLWR_SUPEREXEC_TASK_POLL_INTERVAL"] = str(args.task_poll)
     for module in WARM_MODULES:
         importlib.import_module(module)
     executor = ForkExecutor()
     superexec.get_executor = lambda *_, **__: executor  # Flower's loop, this executor
-    superexec.run_superexec(runtime_api_address=args.runtime_api_address, insecure=True)
+    superexec.run_superexec(
+        runtime_api_address=args.runtime_api_address,
+        insecure=True,  # the SuperNode's Runtime API on loopback
+        superexec_auth_secret=None if secret is None else secret.read_bytes(),
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import secrets
 import signal
 import sys
 import threading
@@ -41,6 +43,7 @@ MODELS = "models"
 RUNTIME = "runtime.json"
 FLWR_HOME = "flwr-home"
 LEDGERS = "privacy-ledgers"  # the partner's privacy ledger (session-level DP), kept across runs
+SUPEREXEC_SECRET = "superexec.secret"  # shared by the SuperNode and its ClientApp host (0600)
 
 
 @dataclass(frozen=True)
@@ -90,9 +93,12 @@ def build_service(bundle: Bundle, work: Path, serving: ServingSettings) -> Predi
     )
 
 
-def supernode_command(bundle: Bundle, runtime: Path, settings: SupernodeSettings) -> list[str]:
+def supernode_command(
+    bundle: Bundle, runtime: Path, settings: SupernodeSettings, secret: Path | None = None
+) -> list[str]:
     """The ``flower-supernode`` invocation (through ``fedpath.clients.supernode``, which exits
-    when the connection ends): TLS to the coordinator, node authentication."""
+    when the connection ends): TLS to the coordinator, node authentication; with ``secret``,
+    only a ClientApp host holding it may take the node's messages."""
     from fedpath.clients.deployed_app import RUNTIME_KEY
     from fedpath.federation.keys import PARTITION_ID
 
@@ -120,10 +126,11 @@ def supernode_command(bundle: Bundle, runtime: Path, settings: SupernodeSettings
         "process",
         "--idle-poll",
         str(settings.idle_poll),
+        *_secret_args(secret),
     ]
 
 
-def clientapp_command(settings: SupernodeSettings) -> list[str]:
+def clientapp_command(settings: SupernodeSettings, secret: Path | None = None) -> list[str]:
     """The partner's warm ClientApp host, polling its SuperNode's local Runtime API."""
     return [
         sys.executable,
@@ -133,7 +140,25 @@ def clientapp_command(settings: SupernodeSettings) -> list[str]:
         f"127.0.0.1:{settings.runtime_port}",
         "--task-poll",
         str(settings.task_poll),
+        *_secret_args(secret),
     ]
+
+
+def _secret_args(secret: Path | None) -> list[str]:
+    return [] if secret is None else ["--superexec-auth-secret-file", str(secret)]
+
+
+def write_superexec_secret(work: Path) -> Path:
+    """A fresh secret the SuperNode's Runtime API asks of whoever takes its messages (Flower's
+    SuperExec authentication): under ``--isolation process`` any local process could otherwise
+    take a partner's training request and answer it in the partner's name. Owner-only, replaced
+    at every start."""
+    path = work / SUPEREXEC_SECRET
+    path.unlink(missing_ok=True)
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(handle, "wb") as stream:
+        stream.write(secrets.token_bytes(32))
+    return path
 
 
 def run_partner(bundle_dir: Path, data: Path, work: Path, settings: PartnerSettings) -> None:
@@ -167,14 +192,15 @@ def run_partner(bundle_dir: Path, data: Path, work: Path, settings: PartnerSetti
         review_threshold=settings.serving.review_threshold,
     ).write(work / RUNTIME)
     env = flower_env(work / FLWR_HOME)
+    secret = write_superexec_secret(work).resolve()
     supervisor = SupernodeSupervisor(
-        supernode_command(bundle, runtime.resolve(), settings.supernode),
+        supernode_command(bundle, runtime.resolve(), settings.supernode, secret),
         work,
         settings.supernode,
         env,
     )
     clientapp = clientapp_supervisor(
-        clientapp_command(settings.supernode), work, settings.supernode, env
+        clientapp_command(settings.supernode, secret), work, settings.supernode, env
     )
     service = build_service(bundle, work, settings.serving)
     service.checks["supernode"] = supervisor.health  # /health: degraded while not connected
