@@ -16,6 +16,7 @@ from fedpath.models.registry import build_model
 from fedpath.plots import plot_curves
 from fedpath.privacy.crypto import save_run_model
 from fedpath.report import HEADLINE_METRICS, markdown_table
+from fedpath.review_artifacts import write_review
 from fedpath.runfolder import write_json, write_rows_csv
 from fedpath.simulations.pipeline import PreparedData
 
@@ -91,6 +92,10 @@ def train_centralized(
         name: evaluate(model, cases, ks=settings.ks, review_threshold=settings.review_threshold)
         for name, cases in (("valid", data.valid), ("test", data.test))
     }
+    # Calibrated on valid, gated per decision, judged on test (review.json and its plots).
+    scores["test"].update(
+        write_review(run_dir, model, data.valid, data.test, threshold=settings.review_threshold)
+    )
     result = TrainResult(model, history, scores["valid"], scores["test"], seconds)
     _write_run_folder(data, settings, result, run_dir, model_key)
     return result
@@ -149,5 +154,7 @@ def _report(data: PreparedData, settings: TrainSettings, result: TrainResult) ->
             "## Funnel of the data",
             markdown_table(data.funnel.as_rows(), list(data.funnel.as_rows()[0])),
             "![learning curves](learning_curves.png)" if result.history else "",
+            "## Calibration and the review gate (review.json)",
+            "![risk-coverage](risk_coverage.png) ![reliability](reliability.png)",
         ]
     )

@@ -51,3 +51,20 @@ def action_ece(
     probs = np.asarray(action_probs)[known]
     correct = probs.argmax(axis=1) == np.asarray(labels)[known]
     return expected_calibration_error(probs.max(axis=1), correct, n_bins=n_bins)
+
+
+def reliability_bins(
+    probs: np.ndarray, outcomes: np.ndarray, *, n_bins: int = DEFAULT_N_BINS
+) -> dict[str, np.ndarray]:
+    """Per equal-width bin (as ``expected_calibration_error`` bins): ``count``, mean stated
+    ``confidence`` and observed ``frequency`` (NaN in an empty bin): a reliability diagram."""
+    probs = np.clip(np.asarray(probs, dtype=np.float64), 0.0, 1.0)
+    outcomes = np.asarray(outcomes, dtype=np.float64)
+    bins = np.minimum((probs * n_bins).astype(np.int64), n_bins - 1)
+    count = np.bincount(bins, minlength=n_bins).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "count": count,
+            "confidence": np.bincount(bins, weights=probs, minlength=n_bins) / count,
+            "frequency": np.bincount(bins, weights=outcomes, minlength=n_bins) / count,
+        }
