@@ -7,7 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from fedpath.metrics.calibration import action_ece, expected_calibration_error
+from fedpath.metrics.calibration import (
+    action_ece,
+    calibration_sums,
+    ece_from_sums,
+    expected_calibration_error,
+)
 
 
 def test_ece_with_one_case_per_bin() -> None:
@@ -64,3 +69,17 @@ def test_no_case_gives_nan() -> None:
 def test_bad_inputs_are_refused(probs: np.ndarray, n_bins: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         expected_calibration_error(probs, np.ones(len(probs)), n_bins=n_bins)
+
+
+def test_federated_ece_from_summed_bins_equals_the_central_ece() -> None:
+    # Prepare: two partners' conversion probabilities and outcomes, and their union
+    rng = np.random.default_rng(0)
+    a = (rng.random(300), rng.random(300) < 0.3)
+    b = (rng.random(500) ** 2, rng.random(500) < 0.6)
+
+    # Execute
+    federated = ece_from_sums(calibration_sums(*a) + calibration_sums(*b))
+    central = expected_calibration_error(np.r_[a[0], b[0]], np.r_[a[1], b[1]])
+
+    # Assert
+    assert federated == pytest.approx(central, abs=1e-12)

@@ -12,14 +12,15 @@ DEFAULT_N_BINS = 10
 _SLACK = 1e-6  # float32 rows summing to 1 can put a top probability a rounding step above 1
 
 
-def expected_calibration_error(
+def calibration_sums(
     probs: np.ndarray, outcomes: np.ndarray, *, n_bins: int = DEFAULT_N_BINS
-) -> float:
-    """ECE = Σ_b |B|/n · |mean(outcome in B) − mean(prob in B)| over equal-width bins of [0, 1].
+) -> np.ndarray:
+    """[3, n_bins] per equal-width bin: case count, Σ stated probability, Σ outcome.
 
     Bin b holds probabilities in [b/n_bins, (b+1)/n_bins); 1.0 falls in the last bin. ``outcomes``
     is 1 where the event the probability speaks of happened (the predicted action was right, the
-    session converted). NaN when there are no cases.
+    session converted). These are sums, so partners' sums add up (securely) to the sums of their
+    union: ECE from the summed table is the federated ECE, exactly the central one.
     """
     if n_bins < 1:
         raise ValueError(f"n_bins must be a positive integer, got {n_bins}")
@@ -29,18 +30,35 @@ def expected_calibration_error(
         raise ValueError(
             f"probs and outcomes must be equal-length vectors, got {probs.shape}, {outcomes.shape}"
         )
-    if len(probs) == 0:
-        return float("nan")
-    if probs.min() < -_SLACK or probs.max() > 1.0 + _SLACK:
+    if len(probs) and (probs.min() < -_SLACK or probs.max() > 1.0 + _SLACK):
         raise ValueError(f"probs must lie in [0, 1], got {probs.min()}..{probs.max()}")
     probs = np.clip(probs, 0.0, 1.0)
     bins = np.minimum((probs * n_bins).astype(np.int64), n_bins - 1)
-    size = np.bincount(bins, minlength=n_bins)
-    gap = np.bincount(bins, weights=outcomes, minlength=n_bins) - np.bincount(
-        bins, weights=probs, minlength=n_bins
+    return np.stack(
+        [
+            np.bincount(bins, minlength=n_bins).astype(np.float64),
+            np.bincount(bins, weights=probs, minlength=n_bins),
+            np.bincount(bins, weights=outcomes, minlength=n_bins),
+        ]
     )
-    # Σ_b |B|/n · |Σ outcome/|B| − Σ prob/|B||  =  Σ_b |Σ outcome − Σ prob| / n
-    return float(np.abs(gap[size > 0]).sum() / len(probs))
+
+
+def ece_from_sums(sums: np.ndarray) -> float:
+    """ECE of a ``calibration_sums`` table (one partner's, or the sum of several); NaN if empty.
+
+    Σ_b |B|/n · |Σ outcome/|B| − Σ prob/|B||  =  Σ_b |Σ outcome − Σ prob| / n.
+    """
+    count, prob_sum, outcome_sum = np.asarray(sums, dtype=np.float64)
+    n = count.sum()
+    return float(np.abs(outcome_sum - prob_sum).sum() / n) if n > 0 else float("nan")
+
+
+def expected_calibration_error(
+    probs: np.ndarray, outcomes: np.ndarray, *, n_bins: int = DEFAULT_N_BINS
+) -> float:
+    """ECE = Σ_b |B|/n · |mean(outcome in B) − mean(prob in B)| over equal-width bins of [0, 1]
+    (``calibration_sums``). NaN when there are no cases."""
+    return ece_from_sums(calibration_sums(probs, outcomes, n_bins=n_bins))
 
 
 def action_ece(
@@ -56,15 +74,8 @@ def action_ece(
 def reliability_bins(
     probs: np.ndarray, outcomes: np.ndarray, *, n_bins: int = DEFAULT_N_BINS
 ) -> dict[str, np.ndarray]:
-    """Per equal-width bin (as ``expected_calibration_error`` bins): ``count``, mean stated
-    ``confidence`` and observed ``frequency`` (NaN in an empty bin): a reliability diagram."""
-    probs = np.clip(np.asarray(probs, dtype=np.float64), 0.0, 1.0)
-    outcomes = np.asarray(outcomes, dtype=np.float64)
-    bins = np.minimum((probs * n_bins).astype(np.int64), n_bins - 1)
-    count = np.bincount(bins, minlength=n_bins).astype(np.float64)
+    """Per bin of ``calibration_sums``: ``count``, mean stated ``confidence`` and observed
+    ``frequency`` (NaN in an empty bin): the points of a reliability diagram."""
+    count, prob_sum, outcome_sum = calibration_sums(probs, outcomes, n_bins=n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return {
-            "count": count,
-            "confidence": np.bincount(bins, weights=probs, minlength=n_bins) / count,
-            "frequency": np.bincount(bins, weights=outcomes, minlength=n_bins) / count,
-        }
+        return {"count": count, "confidence": prob_sum / count, "frequency": outcome_sum / count}
