@@ -34,6 +34,7 @@ from fedpath.errors import FedpathError
 from fedpath.federation.flower_env import flower_env
 
 if TYPE_CHECKING:  # the command module stays light: `fedpath` imports it on every call
+    from fedpath.clients.calibration import CalibrationSettings
     from fedpath.clients.serving import PredictionService, ServingSettings
     from fedpath.federation.layout import Bundle
 
@@ -50,6 +51,7 @@ SUPEREXEC_SECRET = "superexec.secret"  # shared by the SuperNode and its ClientA
 class PartnerSettings:
     serving: ServingSettings
     supernode: SupernodeSettings
+    calibration: CalibrationSettings
     threads: int = 1
     ks: tuple[int, ...] = (5, 10, 20)
     format: str | None = None
@@ -58,12 +60,14 @@ class PartnerSettings:
 
 def partner_settings(raw: dict[str, Any]) -> PartnerSettings:
     """Typed settings from the merged ``conf/partner.yaml``."""
+    from fedpath.clients.calibration import CalibrationSettings
     from fedpath.clients.drift import DriftSettings
     from fedpath.clients.serving import ServingSettings
 
     return PartnerSettings(
         serving=ServingSettings(**raw["serving"], drift=DriftSettings(**raw["drift"])),
         supernode=SupernodeSettings(**raw["supernode"]),
+        calibration=CalibrationSettings(**raw["calibration"]),
         threads=int(raw["training"]["threads"]),
         ks=tuple(int(k) for k in raw["training"]["ks"]),
         format=raw["data"]["format"],
@@ -71,8 +75,12 @@ def partner_settings(raw: dict[str, Any]) -> PartnerSettings:
     )
 
 
-def build_service(bundle: Bundle, work: Path, serving: ServingSettings) -> PredictionService:
-    """The prediction service over the partner's prepared work folder."""
+def build_service(
+    bundle: Bundle, work: Path, serving: ServingSettings, *, calibrated: bool = False
+) -> PredictionService:
+    """The prediction service over the partner's prepared work folder (serving its calibrated
+    copies of the promoted model when ``calibrated``)."""
+    from fedpath.clients.calibration import PERSONAL
     from fedpath.clients.local_data import CASES, CATALOG, load_catalog
     from fedpath.clients.serving import open_service
     from fedpath.clients.store import load_partner
@@ -90,6 +98,7 @@ def build_service(bundle: Bundle, work: Path, serving: ServingSettings) -> Predi
         reference=held_out if len(held_out) else None,
         settings=serving,
         max_len=contract.max_len,
+        personal_dir=work / PERSONAL if calibrated else None,
     )
 
 
@@ -202,7 +211,7 @@ def run_partner(bundle_dir: Path, data: Path, work: Path, settings: PartnerSetti
     clientapp = clientapp_supervisor(
         clientapp_command(settings.supernode, secret), work, settings.supernode, env
     )
-    service = build_service(bundle, work, settings.serving)
+    service = build_service(bundle, work, settings.serving, calibrated=settings.calibration.enabled)
     service.checks["supernode"] = supervisor.health  # /health: degraded while not connected
     service.checks["clientapp"] = clientapp.health  # ... or while its ClientApp is restarting
     server = start_server(service, token)
@@ -211,6 +220,8 @@ def run_partner(bundle_dir: Path, data: Path, work: Path, settings: PartnerSetti
         signal.signal(signum, lambda *_: stop.set())
     clientapp_thread = threading.Thread(target=clientapp.run, args=(stop,), daemon=True)
     clientapp_thread.start()
+    if settings.calibration.enabled:
+        start_calibration(bundle, work, settings, stop)
     try:
         supervisor.run(stop)
     finally:
@@ -218,6 +229,36 @@ def run_partner(bundle_dir: Path, data: Path, work: Path, settings: PartnerSetti
         clientapp_thread.join(timeout=30)
         server.shutdown()
         log.info("partner %s stopped", bundle.name, extra={"event": "stopped"})
+
+
+def start_calibration(
+    bundle: Bundle, work: Path, settings: PartnerSettings, stop: threading.Event
+) -> None:
+    """Daily calibration in a thread of the daemon (``fedpath.clients.calibration``)."""
+    from functools import partial
+
+    from fedpath.clients.calibration import PERSONAL, calibrate, calibration_loop
+    from fedpath.clients.local_data import CASES
+    from fedpath.clients.store import load_partner
+    from fedpath.federation.registry import ModelRegistry
+    from fedpath.privacy.keys import model_key
+
+    key = model_key(bundle.model_key)
+    run = partial(
+        calibrate,
+        ModelRegistry(work / MODELS, key=key),
+        ModelRegistry(work / PERSONAL, key=key),
+        load_partner(work / CASES, bundle.index),
+        epochs=settings.calibration.epochs,
+        ks=settings.ks,
+    )
+    thread = threading.Thread(
+        target=calibration_loop,
+        args=(stop, work, run, settings.calibration),
+        name="fedpath-calibration",
+        daemon=True,
+    )
+    thread.start()
 
 
 def partner_command() -> None:

@@ -186,15 +186,27 @@ def request_cases(request: PredictRequest, max_len: int) -> Cases:
     )
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """What tells a rewritten file from the one seen before (None: no file)."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
 @dataclass(frozen=True)
 class ServedModel:
-    version: int
+    version: int  # the promoted (federation's) version
     model: NextStepModel | MicroBatcher  # what answers predict; the batcher stands in for it
     drift: DriftMonitor
+    personal: int | None = None  # the partner's calibrated copy of it, when that is served
 
 
 class ModelSource:
-    """The registry's promoted model, reloaded when ``promoted.json`` changes.
+    """The registry's promoted model, reloaded when ``promoted.json`` changes; or, given the
+    partner's ``personal`` registry (``fedpath.clients.calibration``), its calibrated copy of
+    that model, as long as the copy's parent is the promoted version.
 
     A model that fails to load is logged and the previous one keeps serving: a broken
     publication must not take predictions down.
@@ -205,19 +217,22 @@ class ModelSource:
         registry: ModelRegistry,
         reference: Cases | None,
         settings: ServingSettings,
+        personal: ModelRegistry | None = None,
     ) -> None:
         self.registry = registry
         self.reference = reference
         self.settings = settings
+        self.personal = personal
         self.reloads = 0
         self._served: ServedModel | None = None
-        self._seen: tuple[int, int] | None = None
+        self._seen: tuple[tuple[int, int] | None, ...] | None = None
         self._checked = -np.inf
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
         """Sent to a worker process, a source loads the promoted model again there."""
-        return {"registry": self.registry, "reference": self.reference, "settings": self.settings}
+        keep = ("registry", "reference", "settings", "personal")
+        return {name: getattr(self, name) for name in keep}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]
@@ -231,32 +246,46 @@ class ModelSource:
             return self._served
 
     def _refresh(self) -> None:
-        path = self.registry.root / "promoted.json"
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
-            return
-        seen = (stat.st_mtime_ns, stat.st_size)
-        if seen == self._seen:
+        registries = [r for r in (self.registry, self.personal) if r is not None]
+        seen = tuple(_stamp(r.root / "promoted.json") for r in registries)
+        if seen == self._seen or seen[0] is None:
             return
         self._seen = seen
         try:
             promotion = self.registry.promoted()
-            if promotion is None or (self._served and self._served.version == promotion.version):
+            if promotion is None:
                 return
-            model = self.registry.load(promotion.version)
+            personal = self._personal(promotion.version)
+            if self._served and (self._served.version, self._served.personal) == (
+                promotion.version,
+                personal,
+            ):
+                return
+            model = (
+                self.registry.load(promotion.version)
+                if personal is None
+                else self.personal.load(personal)  # type: ignore[union-attr]
+            )
         except Exception:  # any broken publication: keep the old model
             log.exception("promoted model could not be loaded; the previous one keeps serving")
             return
         batch = self.settings.max_batch
         served = MicroBatcher(model, batch) if batch > 1 else model
-        self._served = ServedModel(promotion.version, served, self._monitor(model))
+        self._served = ServedModel(promotion.version, served, self._monitor(model), personal)
         self.reloads += 1
         log.info(
-            "serving model version %d",
+            "serving model version %d%s",
             promotion.version,
-            extra={"event": "model_loaded", "version": promotion.version},
+            "" if personal is None else f" (calibrated copy {personal})",
+            extra={"event": "model_loaded", "version": promotion.version, "personal": personal},
         )
+
+    def _personal(self, version: int) -> int | None:
+        """The partner's promoted calibrated copy, if it was tuned from ``version``."""
+        promotion = self.personal.promoted() if self.personal else None
+        if promotion is None or self.personal is None:
+            return None
+        return promotion.version if self.personal.get(promotion.version).parent == version else None
 
     def _monitor(self, model: NextStepModel) -> DriftMonitor:
         """Drift is judged against this model's own output on the partner's held-out cases."""
@@ -332,6 +361,8 @@ class PredictionService:
             "status": "ok" if served else "waiting for a promoted model",
             "model_version": served.version if served else None,
         }
+        if served and served.personal is not None:
+            body["personal_version"] = served.personal  # the partner's calibrated copy of it
         failing = []
         for name, check in self.checks.items():
             healthy, body[name] = check()
@@ -354,11 +385,14 @@ def open_service(
     reference: Cases | None,
     settings: ServingSettings,
     max_len: int,
+    personal_dir: Path | None = None,
 ) -> PredictionService:
-    """A service over the registry folder a partner's published models land in."""
+    """A service over the registry folder a partner's published models land in (and the one
+    its calibrated copies land in, when it calibrates)."""
     registry = ModelRegistry(registry_dir, key=model_key)
+    personal = None if personal_dir is None else ModelRegistry(personal_dir, key=model_key)
     return PredictionService(
-        source=ModelSource(registry, reference, settings),
+        source=ModelSource(registry, reference, settings, personal),
         hasher=hasher,
         catalog=catalog,
         settings=settings,

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from fedpath.clients.calibration import CalibrationSettings
 from fedpath.clients.serving import ServingSettings
 from fedpath.clients.supervisor import SupernodeSettings
 from fedpath.federation.config import (
@@ -62,6 +63,7 @@ CASES = [
     (FederationConfig(model="gru4rec"), "train/default.yaml", (), ()),
     (SupernodeSettings(), "partner.yaml", ("supernode",), ()),
     (ServingSettings(), "partner.yaml", ("serving",), ()),
+    (CalibrationSettings(), "partner.yaml", ("calibration",), ()),
 ]
 
 
