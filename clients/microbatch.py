@@ -106,12 +106,16 @@ def _concat(parts: list[Cases]) -> Cases:
 
 
 def _rows(predictions: Predictions, start: int, stop: int) -> Predictions:
-    """Rows ``start:stop`` of every per-case array of ``predictions``."""
+    """Rows ``start:stop`` of every per-case array of ``predictions`` (anything else, such as
+    a setting of the model's, is the same for every row and kept)."""
+    n = len(predictions.action_probs)
     return dataclasses.replace(
         predictions,
         **{
-            f.name: getattr(predictions, f.name)[start:stop]
+            f.name: value[start:stop]
             for f in dataclasses.fields(predictions)
             if f.init
+            and isinstance(value := getattr(predictions, f.name), np.ndarray)
+            and value.shape[:1] == (n,)
         },
     )
