@@ -54,7 +54,7 @@ class SupernodeSettings:
     backoff_max: float = 60.0
     max_wait_time: float = 60.0  # seconds Flower retries an unreachable SuperLink, then exits
     idle_poll: float = 0.25  # seconds the SuperNode waits between polls (Flower's: 3 s)
-    task_poll: float = 0.05  # seconds the ClientApp host waits between looks for a message
+    task_poll: float = 0.1  # seconds the ClientApp host waits between looks for a message
 
 
 class ProcessSupervisor:
