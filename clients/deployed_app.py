@@ -1,8 +1,10 @@
 """The ClientApp of a deployed federation, run by each partner's SuperNode.
 
-Flower starts a fresh ``flwr-clientapp`` process for every message, so this module imports only
-Flower at the top: SecAgg+'s key-exchange and unmasking stages are answered by the mod without
-ever building the partner, and only the stages that train or evaluate pay for the model code.
+Each message is answered in a process of its own (a fork of the partner's warm ClientApp host,
+``clients/clientapp_host.py``, which imported the model code once; a plain ``flwr-clientapp``
+run imports it again), so this module imports only Flower and the wire keys at the top:
+SecAgg+'s key-exchange and unmasking stages are answered by the mod without ever building the
+partner, and only the stages that train or evaluate load it.
 The node's ``--node-config`` names the runtime file the partner daemon wrote (bundle, prepared
 cases, local registry); the partner's log itself was prepared by the daemon and never leaves it.
 
