@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from deployment_loopback import FEDPATH, PARTNERS, Loopback, http
+from prometheus_samples import samples
 
 from fedpath.clients.daemon import SupernodeSettings, supernode_command
 from fedpath.federation.flower_env import flower_env
@@ -97,7 +98,7 @@ def test_loopback_federation_trains_promotes_and_serves(markov_federation: Loopb
         text=True,
         check=True,
     ).stdout
-    metrics = http(f"http://127.0.0.1:{loop.http_port}/metrics")[1].splitlines()
+    metrics = samples(http(f"http://127.0.0.1:{loop.http_port}/metrics")[1])
 
     # Assert: the round aggregated all three partners under SecAgg+
     campaign = loop.campaign()
@@ -116,8 +117,8 @@ def test_loopback_federation_trains_promotes_and_serves(markov_federation: Loopb
         assert 1 <= len(body["next_items"]) <= 5
         assert sum(body["next_action"].values()) == pytest.approx(1.0, abs=1e-5)
     assert "3 of 3 connected" in status and f"version {promoted.version}" in status
-    assert "fedpath_rounds_completed 1" in metrics
-    assert "fedpath_partners_connected 3" in metrics
+    assert metrics["fedpath_rounds_completed"] == 1
+    assert metrics["fedpath_partners_connected"] == 3
 
 
 @pytest.mark.slow
@@ -140,8 +141,8 @@ def test_an_unregistered_key_and_a_foreign_ca_are_refused(markov_federation: Loo
     # Assert: Flower refused both, and the coordinator counted the unknown key
     assert "Failed to activate SuperNode" in unregistered
     assert "CERTIFICATE_VERIFY_FAILED" in wrong_ca
-    metrics = http(f"http://127.0.0.1:{loop.http_port}/metrics")[1]
-    assert 'fedpath_refusals_total{reason="unregistered node key"} 1' in metrics.splitlines()
+    metrics = samples(http(f"http://127.0.0.1:{loop.http_port}/metrics")[1])
+    assert metrics['fedpath_refusals_total{reason="unregistered node key"}'] == 1
     refusal = [
         json.loads(line)
         for line in (loop.root / "coordinator.out").read_text().splitlines()

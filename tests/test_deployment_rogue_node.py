@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from deployment_loopback import FEDPATH, PARTNERS, Loopback, free_ports, http
+from prometheus_samples import samples
 
 from fedpath.clients.daemon import SupernodeSettings, supernode_command
 from fedpath.federation.flower_env import flower_env
@@ -85,13 +86,13 @@ def test_status_and_metrics_report_unknown_nodes() -> None:
 
     # Execute
     text = render_status(status)
-    metrics = status_metrics(status).splitlines()
-    quiet = status_metrics({"campaign": {"unknown_nodes": []}}).splitlines()
+    metrics = samples(status_metrics(status))
+    quiet = samples(status_metrics({"campaign": {"unknown_nodes": []}}))
 
     # Assert
     assert "WARNING" in text and "99" in text
-    assert "fedpath_unknown_nodes 1" in metrics
-    assert "fedpath_unknown_nodes 0" in quiet
+    assert metrics["fedpath_unknown_nodes"] == 1
+    assert quiet["fedpath_unknown_nodes"] == 0
 
 
 # --------------------------------------------------------------------------- the loopback
@@ -238,7 +239,7 @@ def test_an_outsider_cannot_register_and_a_rogue_node_gets_nothing(
             text=True,
             check=True,
         ).stdout
-        metrics = http(f"http://127.0.0.1:{loop.http_port}/metrics")[1].splitlines()
+        metrics = samples(http(f"http://127.0.0.1:{loop.http_port}/metrics")[1])
         still_online = online(loop, rogue_id)
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -257,7 +258,7 @@ def test_an_outsider_cannot_register_and_a_rogue_node_gets_nothing(
     assert campaign["unknown_nodes"] == [rogue_id]
     assert "WARNING" in status and str(rogue_id) in status
     assert "3 of 3 connected" in status
-    assert "fedpath_unknown_nodes 1" in metrics
+    assert metrics["fedpath_unknown_nodes"] == 1
     run_log = next((loop.state / "logs").glob("run-c0001-*.log")).read_text()
     warnings = [
         json.loads(line[line.index("{") :])
