@@ -69,6 +69,24 @@ def test_each_model_learns_a_deterministic_log(name: str, cyclic: Cases) -> None
     assert recall_at_k(ranks, 2) > 0.9
 
 
+@pytest.mark.parametrize("name", NEURAL)
+def test_sampled_softmax_learns_a_catalogue_it_never_scores_whole(name: str) -> None:
+    # Prepare: a cycle over 300 items; each step scores its targets and 16 uniform items only.
+    n_items = 300
+    rng = np.random.default_rng(3)
+    starts, lengths = rng.integers(0, n_items, 400), rng.integers(2, 6, 400)
+    cycle = cases_of(
+        [[(s + j) % n_items for j in range(n)] for s, n in zip(starts, lengths, strict=True)]
+    )
+    params = {**ADAM, **TINY, "lr": 0.03, "item_negatives": 16}
+    model = build_model(name, n_items=n_items, seed=0, epochs=15, **params)
+    # Execute
+    model.fit(cycle)
+    ranks = target_ranks(model.predict(cycle.item_cases).item_scores, cycle.item_cases.next_item)
+    # Assert: ranked over all 300 items at prediction, chance recall@20 is 1/15.
+    assert recall_at_k(ranks, 20) > 0.8
+
+
 def test_sgd_with_momentum_learns_over_successive_fits(cyclic: Cases) -> None:
     # Prepare: SGD is GRU4Rec's default; a federated run calls fit once per round.
     model = build_model(

@@ -29,13 +29,11 @@ from fedpath.errors import require
 from fedpath.metrics.ranking import mrr_at_k, recall_at_k, target_ranks
 from fedpath.models.base import EpochCallback, NextStepModel, Predictions
 from fedpath.schema import N_ACTIONS
-from fedpath.targets import CONVERSION_TARGETS, conversion_label
 
 VALID_K = 20  # cut-off of the validation metrics that drive early stopping
 PREDICT_BATCH = 1024  # prefixes scored per forward pass in predict()
 OPTIMIZERS = ("adam", "sgd")  # adam: torch Adam; sgd: torch SGD with ``momentum``
 BUCKET_POOL = 16  # training batches whose rows are grouped by prefix length (see _length_buckets)
-ACTION_CLASS_WEIGHTS = ("balanced", "none")  # see NeuralNextStepModel._class_weights
 
 
 def last_step(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -91,11 +89,17 @@ class _Network(nn.Module):
             self.item_embedding.weight[0].zero_()
             self.action_embedding.weight[0].zero_()
 
+    def encode(
+        self, items: torch.Tensor, actions: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """The prefix as one query vector ``[batch, emb]``, before any head."""
+        x = self.item_embedding(items) + self.action_embedding(actions)  # [batch, seq_len, emb]
+        return self.encoder(self.input_dropout(x), lengths)
+
     def forward(
         self, items: torch.Tensor, actions: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = self.item_embedding(items) + self.action_embedding(actions)  # [batch, seq_len, emb]
-        h = self.encoder(self.input_dropout(x), lengths)  # [batch, emb]
+        h = self.encode(items, actions, lengths)
         item_logits = h @ self.item_embedding.weight[1:].T  # [batch, n_items]
         return item_logits, self.action_head(h), self.convert_head(h).squeeze(-1)
 
@@ -110,11 +114,10 @@ class NeuralNextStepModel(NextStepModel):
     ``private`` replaces each training epoch by a differentially private one (session-level DP);
     ``grad_clip`` and the proximal term then do not apply.
 
-    ``action_class_weight="balanced"`` weighs each next action in the loss by the inverse of its
-    train frequency: unweighted, a log that is 70% views teaches the action head to say "view"
-    every time (macro-F1 0.21 on Taobao, the majority class). ``convert_target`` is the question
-    the conversion head learns (``fedpath.targets``): ``session`` (the session holds a purchase)
-    or ``ahead`` (a purchase still follows this prefix, what a merchant can act on).
+    ``item_negatives`` > 0 trains the item head with a sampled softmax: each batch scores its own
+    targets and that many uniformly drawn items instead of the whole catalogue, with the logQ
+    correction (Jean et al. 2015) so the targets' popularity does not bias the scores. At 43k
+    items the full softmax is most of a training step; prediction always ranks every item.
     """
 
     # Constructor arguments that say how ``fit`` runs in this process, not what the model is: a
@@ -140,9 +143,8 @@ class NeuralNextStepModel(NextStepModel):
         item_loss_weight: float,
         action_loss_weight: float,
         convert_loss_weight: float,
-        action_class_weight: str,
-        convert_target: str,
         proximal_mu: float,
+        item_negatives: int,
         private: PrivateTraining | None = None,
     ) -> None:
         super().__init__(n_items=n_items, seed=seed)
@@ -160,9 +162,8 @@ class NeuralNextStepModel(NextStepModel):
         self.item_loss_weight = item_loss_weight
         self.action_loss_weight = action_loss_weight
         self.convert_loss_weight = convert_loss_weight
-        self.action_class_weight = action_class_weight
-        self.convert_target = convert_target
         self.proximal_mu = proximal_mu
+        self.item_negatives = item_negatives
         self.private = private
         # Validated here, not in fit: the network is built now and its sizes must make sense.
         for key in ("n_items", "embedding_size", "batch_size", "max_len"):
@@ -173,6 +174,7 @@ class NeuralNextStepModel(NextStepModel):
             "weight_decay",
             "grad_clip",
             "proximal_mu",
+            "item_negatives",
             "item_loss_weight",
             "action_loss_weight",
             "convert_loss_weight",
@@ -186,25 +188,13 @@ class NeuralNextStepModel(NextStepModel):
         )
         require(0 <= dropout < 1, "dropout", "in [0, 1)", dropout)
         require(
-            action_class_weight in ACTION_CLASS_WEIGHTS,
-            "action_class_weight",
-            f"one of {ACTION_CLASS_WEIGHTS}",
-            action_class_weight,
-        )
-        require(
-            convert_target in CONVERSION_TARGETS,
-            "convert_target",
-            f"one of {CONVERSION_TARGETS}",
-            convert_target,
-        )
-        require(
             private is None or proximal_mu == 0,
             "proximal_mu",
             "0 with private training",
             proximal_mu,
         )
         self.n_fits_ = 0
-        self._action_weight: torch.Tensor | None = None  # set by each fit from its train labels
+        self._log_q: torch.Tensor | None = None  # set by each fit for the sampled softmax
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.network_ = _Network(n_items, embedding_size, dropout, self._build_encoder())
@@ -229,7 +219,7 @@ class NeuralNextStepModel(NextStepModel):
         same calls gives the same weights, and federated rounds do not replay one order.
         """
         data = self._tensors(train)
-        self._action_weight = self._class_weights(data["next_action"])
+        self._log_q = self._sampling_log_q(data["next_item"])
         if valid is not None and not (valid.next_item >= 0).any():
             valid = None  # nothing to rank: train the full epochs rather than stop blind
         network = self.network_
@@ -281,23 +271,6 @@ class NeuralNextStepModel(NextStepModel):
                 params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
             )
         return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
-
-    def _class_weights(self, next_action: torch.Tensor) -> torch.Tensor | None:
-        """Per-action loss weights ``n / (classes present × count)`` (scikit-learn's "balanced").
-
-        A class absent from the labels weighs 0: it has no case to weigh. None (plain
-        cross-entropy) for ``action_class_weight="none"``. Computed from the labels this fit
-        sees, so a federated partner balances its own classes.
-        """
-        if self.action_class_weight == "none":
-            return None
-        counts = torch.bincount(next_action[next_action >= 0], minlength=N_ACTIONS).double()
-        present = counts > 0
-        if not present.any():
-            return None
-        weights = torch.zeros(N_ACTIONS, dtype=torch.float64)
-        weights[present] = counts.sum() / (present.sum() * counts[present])
-        return weights.float()
 
     def output_layer_names(self) -> list[str]:
         """The arrays (``get_weights`` names) of the output layers that personalization tunes.
@@ -376,25 +349,47 @@ class NeuralNextStepModel(NextStepModel):
 
     def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Weighted sum of the three heads' losses, each over the cases that carry its label."""
-        item_logits, action_logits, convert_logit = self.network_(
-            batch["items"], batch["actions"], batch["lengths"]
-        )
+        network = self.network_
+        h = network.encode(batch["items"], batch["actions"], batch["lengths"])
+        action_logits, convert_logit = network.action_head(h), network.convert_head(h).squeeze(-1)
         loss = self.convert_loss_weight * F.binary_cross_entropy_with_logits(
             convert_logit, batch["converts"]
         )
         has_item = batch["next_item"] >= 0
         if has_item.any():
-            item_loss = F.cross_entropy(item_logits[has_item], batch["next_item"][has_item])
+            item_loss = self._item_loss(h[has_item], batch["next_item"][has_item])
             loss = loss + self.item_loss_weight * item_loss
         has_action = batch["next_action"] >= 0
         if has_action.any():
             action_loss = F.cross_entropy(
-                action_logits[has_action],
-                batch["next_action"][has_action],
-                weight=self._action_weight,
+                action_logits[has_action], batch["next_action"][has_action]
             )
             loss = loss + self.action_loss_weight * action_loss
         return loss
+
+    def _sampling_log_q(self, next_item: torch.Tensor) -> torch.Tensor | None:
+        """log of each item's expected count among a batch's sampled-softmax candidates.
+
+        A batch's targets follow the train popularity p (so about ``batch_size * p_j`` copies
+        of item j) and the ``item_negatives`` uniform draws add ``item_negatives / n_items``.
+        None under the full softmax, which needs no correction.
+        """
+        if self.item_negatives == 0:
+            return None
+        targets = next_item[next_item >= 0]
+        popularity = torch.bincount(targets, minlength=self.n_items).double() / max(len(targets), 1)
+        expected = self.batch_size * popularity + self.item_negatives / self.n_items
+        return torch.log(expected).float()
+
+    def _item_loss(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the next item: over the catalogue, or over sampled candidates."""
+        items = self.network_.item_embedding.weight[1:]  # [n_items, emb]
+        if self.item_negatives == 0 or self._log_q is None:
+            return F.cross_entropy(h @ items.T, targets)
+        negatives = torch.randint(self.n_items, (self.item_negatives,))
+        candidates, where = torch.unique(torch.cat([targets, negatives]), return_inverse=True)
+        logits = h @ items[candidates].T - self._log_q[candidates]  # [batch, candidates]
+        return F.cross_entropy(logits, where[: len(targets)])
 
     def _valid_metrics(self, valid: Cases) -> dict[str, float]:
         """Recall@20 and MRR@20 over the item cases of ``valid``, as the evaluation counts them."""
@@ -474,9 +469,7 @@ class NeuralNextStepModel(NextStepModel):
             "lengths": torch.from_numpy(kept),
             "next_item": torch.from_numpy(np.asarray(cases.next_item, dtype=np.int64)),
             "next_action": torch.from_numpy(np.asarray(cases.next_action, dtype=np.int64)),
-            "converts": torch.from_numpy(
-                conversion_label(cases, self.convert_target).astype(np.float32)
-            ),
+            "converts": torch.from_numpy(np.asarray(cases.converts, dtype=np.float32)),
             "session": torch.from_numpy(np.asarray(cases.session_index, dtype=np.int64)),
         }
 
