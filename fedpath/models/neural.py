@@ -29,11 +29,13 @@ from fedpath.errors import require
 from fedpath.metrics.ranking import mrr_at_k, recall_at_k, target_ranks
 from fedpath.models.base import EpochCallback, NextStepModel, Predictions
 from fedpath.schema import N_ACTIONS
+from fedpath.targets import CONVERSION_TARGETS, conversion_label
 
 VALID_K = 20  # cut-off of the validation metrics that drive early stopping
 PREDICT_BATCH = 1024  # prefixes scored per forward pass in predict()
 OPTIMIZERS = ("adam", "sgd")  # adam: torch Adam; sgd: torch SGD with ``momentum``
 BUCKET_POOL = 16  # training batches whose rows are grouped by prefix length (see _length_buckets)
+ACTION_CLASS_WEIGHTS = ("balanced", "none")  # see NeuralNextStepModel._class_weights
 
 
 def last_step(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -114,6 +116,12 @@ class NeuralNextStepModel(NextStepModel):
     ``private`` replaces each training epoch by a differentially private one (session-level DP);
     ``grad_clip`` and the proximal term then do not apply.
 
+    ``action_class_weight="balanced"`` weighs each next action in the loss by the inverse of its
+    train frequency: unweighted, a log that is 70% views teaches the action head to say "view"
+    every time (macro-F1 0.21 on Taobao, the majority class). ``convert_target`` is the question
+    the conversion head learns (``fedpath.targets``): ``session`` (the session holds a purchase)
+    or ``ahead`` (a purchase still follows this prefix, what a merchant can act on).
+
     ``item_negatives`` > 0 trains the item head with a sampled softmax: each batch scores its own
     targets and that many uniformly drawn items instead of the whole catalogue, with the logQ
     correction (Jean et al. 2015) so the targets' popularity does not bias the scores. At 43k
@@ -143,6 +151,8 @@ class NeuralNextStepModel(NextStepModel):
         item_loss_weight: float,
         action_loss_weight: float,
         convert_loss_weight: float,
+        action_class_weight: str,
+        convert_target: str,
         proximal_mu: float,
         item_negatives: int,
         private: PrivateTraining | None = None,
@@ -162,6 +172,8 @@ class NeuralNextStepModel(NextStepModel):
         self.item_loss_weight = item_loss_weight
         self.action_loss_weight = action_loss_weight
         self.convert_loss_weight = convert_loss_weight
+        self.action_class_weight = action_class_weight
+        self.convert_target = convert_target
         self.proximal_mu = proximal_mu
         self.item_negatives = item_negatives
         self.private = private
@@ -188,12 +200,25 @@ class NeuralNextStepModel(NextStepModel):
         )
         require(0 <= dropout < 1, "dropout", "in [0, 1)", dropout)
         require(
+            action_class_weight in ACTION_CLASS_WEIGHTS,
+            "action_class_weight",
+            f"one of {ACTION_CLASS_WEIGHTS}",
+            action_class_weight,
+        )
+        require(
+            convert_target in CONVERSION_TARGETS,
+            "convert_target",
+            f"one of {CONVERSION_TARGETS}",
+            convert_target,
+        )
+        require(
             private is None or proximal_mu == 0,
             "proximal_mu",
             "0 with private training",
             proximal_mu,
         )
         self.n_fits_ = 0
+        self._action_weight: torch.Tensor | None = None  # set by each fit from its train labels
         self._log_q: torch.Tensor | None = None  # set by each fit for the sampled softmax
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -219,6 +244,7 @@ class NeuralNextStepModel(NextStepModel):
         same calls gives the same weights, and federated rounds do not replay one order.
         """
         data = self._tensors(train)
+        self._action_weight = self._class_weights(data["next_action"])
         self._log_q = self._sampling_log_q(data["next_item"])
         if valid is not None and not (valid.next_item >= 0).any():
             valid = None  # nothing to rank: train the full epochs rather than stop blind
@@ -271,6 +297,23 @@ class NeuralNextStepModel(NextStepModel):
                 params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
             )
         return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+
+    def _class_weights(self, next_action: torch.Tensor) -> torch.Tensor | None:
+        """Per-action loss weights ``n / (classes present × count)`` (scikit-learn's "balanced").
+
+        A class absent from the labels weighs 0: it has no case to weigh. None (plain
+        cross-entropy) for ``action_class_weight="none"``. Computed from the labels this fit
+        sees, so a federated partner balances its own classes.
+        """
+        if self.action_class_weight == "none":
+            return None
+        counts = torch.bincount(next_action[next_action >= 0], minlength=N_ACTIONS).double()
+        present = counts > 0
+        if not present.any():
+            return None
+        weights = torch.zeros(N_ACTIONS, dtype=torch.float64)
+        weights[present] = counts.sum() / (present.sum() * counts[present])
+        return weights.float()
 
     def output_layer_names(self) -> list[str]:
         """The arrays (``get_weights`` names) of the output layers that personalization tunes.
@@ -362,7 +405,9 @@ class NeuralNextStepModel(NextStepModel):
         has_action = batch["next_action"] >= 0
         if has_action.any():
             action_loss = F.cross_entropy(
-                action_logits[has_action], batch["next_action"][has_action]
+                action_logits[has_action],
+                batch["next_action"][has_action],
+                weight=self._action_weight,
             )
             loss = loss + self.action_loss_weight * action_loss
         return loss
@@ -469,7 +514,9 @@ class NeuralNextStepModel(NextStepModel):
             "lengths": torch.from_numpy(kept),
             "next_item": torch.from_numpy(np.asarray(cases.next_item, dtype=np.int64)),
             "next_action": torch.from_numpy(np.asarray(cases.next_action, dtype=np.int64)),
-            "converts": torch.from_numpy(np.asarray(cases.converts, dtype=np.float32)),
+            "converts": torch.from_numpy(
+                conversion_label(cases, self.convert_target).astype(np.float32)
+            ),
             "session": torch.from_numpy(np.asarray(cases.session_index, dtype=np.int64)),
         }
 
