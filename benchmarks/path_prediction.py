@@ -62,15 +62,15 @@ REVIEW_COLUMNS = (
     ),
 )
 QUICK_REPLICATES = 100
-# metric -> (conversion target whose predictions it scores, or None for the action head)
-METRICS: dict[str, str | None] = {
-    "action_macro_f1": None,
-    "exit_pr_auc": None,
-    "conversion_auc": "session",
-    "conversion_pr_auc": "session",
-    "ahead_auc": "ahead",
-    "ahead_pr_auc": "ahead",
+# conversion metric -> (target whose predictions it scores, curve); the action metrics read the
+# action head of the "session" predictions
+CONVERSION_METRICS: dict[str, tuple[str, Callable[[np.ndarray, np.ndarray], float]]] = {
+    "conversion_auc": ("session", conversion_auc),
+    "conversion_pr_auc": ("session", pr_auc),
+    "ahead_auc": ("ahead", conversion_auc),
+    "ahead_pr_auc": ("ahead", pr_auc),
 }
+METRICS = ("action_macro_f1", "exit_pr_auc", *CONVERSION_METRICS)
 
 
 def baselines(target: str, seed: int) -> list[PathBaseline]:
@@ -91,14 +91,12 @@ def metric_functions(
     action = outputs["session"]
 
     def score(name: str) -> Callable[[np.ndarray], float]:
-        target = METRICS[name]
         if name == "action_macro_f1":
             return lambda rows: action_macro_f1(action.action_probs[rows], cases.next_action[rows])
         if name == "exit_pr_auc":
             return lambda rows: exit_pr_auc(action.action_probs[rows], cases.next_action[rows])
-        assert target is not None
+        target, curve = CONVERSION_METRICS[name]
         probs, truth = outputs[target].convert_prob, labels[target]
-        curve = conversion_auc if name.endswith("_auc") and "pr_" not in name else pr_auc
         return lambda rows: curve(probs[rows], truth[rows])
 
     return {name: score(name) for name in METRICS}
