@@ -33,6 +33,7 @@ from fedpath.data.containers import PAD, Cases
 from fedpath.data.hashing import ItemHasher
 from fedpath.federation.registry import ModelRegistry
 from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD, NextStepModel
+from fedpath.review import DECISIONS, decide
 from fedpath.schema import ACTION_NAMES, Action
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ class ServingSettings:
     max_k: int = 100
     max_items: int = 500  # longest prefix accepted in one request
     max_body_bytes: int = 64 * 1024
-    review_threshold: float = DEFAULT_REVIEW_THRESHOLD
+    review_threshold: float = DEFAULT_REVIEW_THRESHOLD  # the gate of a model with no cutoffs
+    decision: str = "exit"  # what the merchant acts on: action | exit | convert (fedpath.review)
     reload_every: float = 1.0  # seconds between looks at the registry's promotion
     read_timeout: float = 10.0  # seconds a client has to send a whole request
     keep_alive: float = 5.0  # seconds an idle keep-alive connection stays open
@@ -68,6 +70,8 @@ class ServingSettings:
             raise ValueError(f"top_k must be in [1, max_k={self.max_k}], got {self.top_k!r}")
         if not 0 < self.review_threshold <= 1:
             raise ValueError(f"review_threshold must be in (0, 1], got {self.review_threshold!r}")
+        if self.decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {DECISIONS}, got {self.decision!r}")
         positive = ("read_timeout", "keep_alive", "backlog", "max_connections")
         for name in (*positive, "workers", "max_batch"):
             if not getattr(self, name) > 0:
@@ -304,27 +308,48 @@ def answer(
     settings: ServingSettings,
     max_len: int,
 ) -> tuple[dict[str, Any], DriftScores]:
-    """The prediction for one request, and the drift verdict after it."""
-    predictions = served.model.predict(request_cases(request, max_len))
-    scores = predictions.item_scores[0].astype(np.float64)
+    """The prediction for one request, and the drift verdict after it.
+
+    Probabilities are the model's calibrated ones when it carries a calibration; the configured
+    decision goes to review below its certified cutoff, or below ``review_threshold`` for a model
+    without one (then ``calibrated`` is false and ``cutoff_certified`` too: the answer says so).
+    """
+    raw = served.model.predict(request_cases(request, max_len))
+    scores = raw.item_scores[0].astype(np.float64)
     local = np.array([item is not None for item in catalog])
     scores[~local] = -np.inf  # only the partner's own items can be recommended
     k = min(request.k, int(local.sum()))
     top = np.argsort(-scores, kind="stable")[:k]
-    probs = predictions.action_probs[0]
-    confidence = float(predictions.confidence[0])
-    drift = served.drift.observe(predictions.action_probs)
+    drift = served.drift.observe(raw.action_probs)  # the reference is raw outputs too
+    calibration = served.model.calibration
+    predictions = raw if calibration is None else calibration.temperatures.apply(raw)
+    chosen, confidence = (float(v[0]) for v in decide(predictions, settings.decision))
+    certified = calibration is not None and settings.decision in calibration.cutoffs
+    cutoff = calibration.cutoffs[settings.decision] if certified else settings.review_threshold
     body = {
         "model_version": served.version,
         "next_items": [
             {"item": catalog[b], "bucket": int(b), "score": float(scores[b])} for b in top
         ],
-        "next_action": {name: float(p) for name, p in zip(ACTION_NAMES, probs, strict=True)},
+        "next_action": {
+            name: float(p)
+            for name, p in zip(ACTION_NAMES, predictions.action_probs[0], strict=True)
+        },
         "conversion_probability": float(predictions.convert_prob[0]),
+        "calibrated": calibration is not None,
+        "decision": settings.decision,
+        "answer": _decision_answer(settings.decision, int(chosen)),
         "confidence": confidence,
-        "needs_review": confidence < settings.review_threshold,
+        "review_cutoff": cutoff if np.isfinite(cutoff) else None,
+        "cutoff_certified": certified,
+        "needs_review": confidence < cutoff,
     }
     return body, drift
+
+
+def _decision_answer(decision: str, chosen: int) -> str | bool:
+    """The next action's name for ``action``; yes (True) / no for ``exit`` and ``convert``."""
+    return ACTION_NAMES[chosen] if decision == "action" else bool(chosen)
 
 
 @dataclass

@@ -24,10 +24,10 @@ from scipy.stats import beta
 
 from fedpath.data.containers import Cases
 from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD, Predictions
+from fedpath.models.calibration import DECISIONS
 from fedpath.schema import Action
 from fedpath.targets import conversion_label
 
-DECISIONS = ("action", "exit", "convert")
 DEFAULT_DELTA = 0.05  # the promise may fail on at most 5% of valid draws
 CUTOFF_STEP = 0.01  # candidate cutoffs: threshold, threshold + 0.01, ... below 1
 

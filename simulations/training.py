@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedpath.evaluate import evaluate
 from fedpath.models.base import NextStepModel
+from fedpath.models.calibration import Calibration
 from fedpath.models.registry import build_model
 from fedpath.plots import plot_curves
 from fedpath.privacy.crypto import save_run_model
@@ -92,10 +93,13 @@ def train_centralized(
         name: evaluate(model, cases, ks=settings.ks, review_threshold=settings.review_threshold)
         for name, cases in (("valid", data.valid), ("test", data.test))
     }
-    # Calibrated on valid, gated per decision, judged on test (review.json and its plots).
-    scores["test"].update(
-        write_review(run_dir, model, data.valid, data.test, threshold=settings.review_threshold)
+    # Calibrated on valid, gated per decision, judged on test (review.json and its plots); the
+    # temperatures and cutoffs are saved with the model, so its deployment answers the same way.
+    review = write_review(
+        run_dir, model, data.valid, data.test, threshold=settings.review_threshold
     )
+    scores["test"].update(review)
+    model.calibration = Calibration.from_review(review, settings.review_threshold)
     result = TrainResult(model, history, scores["valid"], scores["test"], seconds)
     _write_run_folder(data, settings, result, run_dir, model_key)
     return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import urllib.error
 import urllib.request
@@ -22,7 +23,9 @@ from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import Session
 from fedpath.data.hashing import ItemHasher
 from fedpath.federation.registry import ModelRegistry
+from fedpath.models.calibration import Calibration
 from fedpath.models.markov import MarkovChain
+from fedpath.models.temperature import Temperatures
 
 N_BUCKETS = 64
 KEY = b"partners-shared-item-key-0123456"
@@ -130,9 +133,41 @@ def test_predict_answers_from_the_promoted_model(served: Served) -> None:
     expected = {"view": 4 / 11, "cart": 2 / 11, "purchase": 1 / 11, "exit": 4 / 11}
     assert body["next_action"] == pytest.approx(expected, abs=1e-6)
     assert body["conversion_probability"] == pytest.approx(1 / 9, abs=1e-6)  # 0 of 7 convert
-    assert body["confidence"] == pytest.approx(4 / 11, abs=1e-6)
-    assert body["needs_review"] is True  # 0.36 < 0.85
+    # the default decision is exit: "no" (4/11 < 0.5), right with 7/11; this model file has no
+    # calibration (as written before models carried one), so the bare review_threshold gates it
+    assert (body["decision"], body["answer"]) == ("exit", False)
+    assert body["confidence"] == pytest.approx(7 / 11, abs=1e-6)
+    assert (body["calibrated"], body["cutoff_certified"]) == (False, False)
+    assert body["review_cutoff"] == 0.85
+    assert body["needs_review"] is True  # 0.64 < 0.85
     assert body["model_version"] == 1
+
+
+def test_predict_answers_with_the_calibration_the_model_carries(served: Served) -> None:
+    # Prepare: temperatures 2 (probabilities ~ sqrt of the raw ones) and a certified exit cutoff
+    model = markov(served.buckets, TRAIN)
+    model.calibration = Calibration(
+        temperatures=Temperatures(action=2.0, convert=2.0),
+        cutoffs={"action": math.inf, "exit": 0.65, "convert": 0.9},
+        threshold=0.85,
+    )
+    publish(served.registry, model, round=1)  # through the registry's model file
+
+    # Execute
+    status, body = predict(served.url, {"items": ["a"], "actions": ["view"]})
+
+    # Assert: raw 4/11, 2/11, 1/11, 4/11 at T=2 are 2, sqrt 2, 1, 2 over 5 + sqrt 2
+    assert status == 200
+    total = 5 + math.sqrt(2)
+    expected = {"view": 2 / total, "cart": math.sqrt(2) / total, "purchase": 1 / total}
+    assert body["next_action"] == pytest.approx({**expected, "exit": 2 / total}, abs=1e-6)
+    # raw 1/9 at T=2: sqrt(1/9) / (sqrt(1/9) + sqrt(8/9)) = 1 / (1 + sqrt 8)
+    assert body["conversion_probability"] == pytest.approx(1 / (1 + math.sqrt(8)), abs=1e-6)
+    assert (body["calibrated"], body["cutoff_certified"]) == (True, True)
+    assert (body["decision"], body["answer"]) == ("exit", False)
+    assert body["confidence"] == pytest.approx(1 - 2 / total, abs=1e-6)  # 0.688
+    assert body["review_cutoff"] == 0.65
+    assert body["needs_review"] is False  # 0.688 >= 0.65, though below review_threshold 0.85
 
 
 def test_a_new_promotion_is_served_without_restart(served: Served) -> None:

@@ -10,10 +10,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fedpath.data.containers import Cases
+
+if TYPE_CHECKING:  # calibration builds on Predictions: import it for types only
+    from fedpath.models.calibration import Calibration
 
 DEFAULT_REVIEW_THRESHOLD = 0.85
 
@@ -44,6 +48,8 @@ class NextStepModel(ABC):
     """A next-item / next-action / conversion predictor over a fixed item vocabulary."""
 
     name: str = ""
+    # Fitted on valid after training and saved with the weights; None: served uncalibrated.
+    calibration: Calibration | None = None
 
     def __init__(self, *, n_items: int, seed: int = 0) -> None:
         self.n_items = n_items

@@ -1,9 +1,10 @@
 """A fitted model as one safetensors file that names what it is, so it can be rebuilt unaided.
 
 The arrays are the model's ``get_weights()``; the file header carries a small JSON document
-(model name, ``n_items``, seed, constructor parameters, fedpath version) under the key
-``"fedpath"``. One file rather than a side-car: a copied or uploaded model cannot lose its
-description, and the write is a single atomic rename.
+(model name, ``n_items``, seed, constructor parameters, fedpath version, and the model's
+``calibration`` when it has one) under the key ``"fedpath"``. A file written before models
+carried a calibration loads as an uncalibrated model. One file rather than a side-car: a
+copied or uploaded model cannot lose its description, and the write is a single atomic rename.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from safetensors.numpy import load, save
 import fedpath
 from fedpath.errors import DataFormatError
 from fedpath.models.base import NextStepModel
+from fedpath.models.calibration import Calibration
 from fedpath.models.registry import build_model
 
 METADATA_KEY = "fedpath"
@@ -57,13 +59,15 @@ def model_to_bytes(model: NextStepModel) -> bytes:
     """The safetensors file of ``model`` in memory, for writers that must never put it on disk in
     the clear (encryption at rest)."""
     params = model_params(model)
-    metadata = {
+    metadata: dict[str, Any] = {
         "model": model.name,
         "n_items": params.pop("n_items"),
         "seed": params.pop("seed"),
         "params": params,
         "fedpath_version": fedpath.__version__,
     }
+    if model.calibration is not None:
+        metadata["calibration"] = model.calibration.to_dict()
     arrays = {name: np.ascontiguousarray(a) for name, a in model.get_weights().items()}
     return save(arrays, metadata={METADATA_KEY: json.dumps(metadata)})
 
@@ -129,4 +133,12 @@ def _rebuild(source: str, header: dict[str, str], arrays: dict[str, np.ndarray])
         ) from error
     model = build_model(name, n_items=n_items, seed=seed, **params)
     model.set_weights(arrays)
+    if "calibration" in metadata:
+        try:
+            model.calibration = Calibration.from_dict(metadata["calibration"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise DataFormatError(
+                f"{source}: field 'calibration' must hold temperatures, cutoffs and threshold, "
+                f"got {metadata['calibration']!r:.200} ({error})"
+            ) from error
     return model
