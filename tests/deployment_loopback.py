@@ -194,6 +194,15 @@ class Loopback:
         except json.JSONDecodeError:
             return {}
 
+    def status_text(self) -> str:
+        """What `fedpath status` prints for the coordinator's workspace (it must succeed)."""
+        return subprocess.run(
+            [FEDPATH, "status", "--workspace", str(self.kit.coordinator)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
     def wait(self, condition: Callable[[], bool], timeout: float, what: str) -> float:
         """Poll ``condition``; return the seconds it took, or fail with the daemons' output."""
         started = time.monotonic()

@@ -9,13 +9,12 @@ SecAgg+, one partner out of budget) is slow.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from deployment_loopback import FEDPATH, PARTNERS, Loopback, http  # tests/ is on sys.path
+from deployment_loopback import PARTNERS, Loopback, http  # tests/ is on sys.path
 from test_deployment_parts import TINY_GRU, make_kit
 
 from fedpath.clients.local_data import prepare_local_data
@@ -185,12 +184,7 @@ def test_loopback_campaign_under_session_dp_with_a_partner_out_of_budget(
 
         # Execute
         loop.wait(loop.finished, 1500, "the campaign to finish")
-        status = subprocess.run(
-            [FEDPATH, "status", "--workspace", str(loop.kit.coordinator)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        status = loop.status_text()
         code, body = http(f"http://127.0.0.1:{loop.http_port}/status")
     finally:
         loop.close()

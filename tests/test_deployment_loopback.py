@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from deployment_loopback import FEDPATH, PARTNERS, Loopback, http
+from deployment_loopback import PARTNERS, Loopback, http
 from prometheus_samples import samples
 
 from fedpath.clients.daemon import SupernodeSettings, supernode_command
@@ -92,12 +92,7 @@ def test_loopback_federation_trains_promotes_and_serves(markov_federation: Loopb
         http(f"http://127.0.0.1:{port}/predict", {"items": ["44600062", "3900821"], "k": 5})
         for port in loop.serve_ports
     ]
-    status = subprocess.run(
-        [FEDPATH, "status", "--workspace", str(loop.kit.coordinator)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    status = loop.status_text()
     metrics = samples(http(f"http://127.0.0.1:{loop.http_port}/metrics")[1])
 
     # Assert: the round aggregated all three partners under SecAgg+

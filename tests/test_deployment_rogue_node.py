@@ -233,12 +233,7 @@ def test_an_outsider_cannot_register_and_a_rogue_node_gets_nothing(
         for index in range(len(PARTNERS)):
             loop.partner(index)
         loop.wait(loop.finished, 600, "the campaign to finish")
-        status = subprocess.run(
-            [FEDPATH, "status", "--workspace", str(loop.kit.coordinator)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        status = loop.status_text()
         metrics = samples(http(f"http://127.0.0.1:{loop.http_port}/metrics")[1])
         still_online = online(loop, rogue_id)
     finally:
