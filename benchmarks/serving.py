@@ -25,6 +25,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -141,6 +142,9 @@ def bench(bundle: Path, work: Path, config: str, script: Path, args: argparse.Na
     finally:
         process.terminate()
         process.join(30)
+        if process.is_alive():  # a server that ignores SIGTERM must not load the next run
+            process.kill()
+            process.join(10)
     seconds = figures["duration_us"] / 1e6
     workers, max_batch = (int(x) for x in config.split(":"))
     server = "uvicorn, a thread of the daemon" if workers == 1 else f"uvicorn, {workers} workers"
@@ -178,6 +182,27 @@ def request_bodies(n: int, seed: int = 0) -> list[str]:
     ]
 
 
+def _servers(runs: list[dict]) -> list[str]:
+    return list(dict.fromkeys(r["server"] for r in runs))
+
+
+def median_row(runs: list[dict]) -> dict:
+    """One server's figures: the median of its repeats, with the range of req/s and p99."""
+    row = dict(runs[0])
+    for key in ("requests_per_s", "p50_ms", "p90_ms", "p99_ms"):
+        row[key] = statistics.median(r[key] for r in runs)
+    for key in ("non_2xx", "socket_errors"):
+        row[key] = sum(r[key] for r in runs)
+    row["requests_per_s_range"] = [
+        min(r["requests_per_s"] for r in runs),
+        max(r["requests_per_s"] for r in runs),
+    ]
+    row["p99_ms_range"] = [min(r["p99_ms"] for r in runs), max(r["p99_ms"] for r in runs)]
+    row["repeats"] = len(runs)
+    row["load_average_1m_before"] = max(r["load_average_1m_before"] for r in runs)
+    return row
+
+
 def verdict(row: dict) -> str:
     rate, p99 = row["requests_per_s"], row["p99_ms"]
     misses = []
@@ -197,6 +222,9 @@ def markdown(rows: list[dict]) -> str:
         f"thread(s) on the same {rows[0]['cpus']}-core machine; goal >= "
         f"{GOAL['requests_per_s']:.0f} req/s with p99 < {GOAL['p99_ms']:.0f} ms.",
         "",
+        f"Medians of {rows[0].get('repeats', 1)} interleaved repeats (range in brackets); "
+        "load before = the highest 1-minute load average seen before a run.",
+        "",
         "| server | req/s | p50 ms | p90 ms | p99 ms | non-2xx | socket errors | load before "
         "| goal |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -205,8 +233,10 @@ def markdown(rows: list[dict]) -> str:
     ]
     for row in rows:
         lines.append(
-            f"| {row['server']} | {row['requests_per_s']:.0f} | {row['p50_ms']:.2f} "
-            f"| {row['p90_ms']:.2f} | {row['p99_ms']:.2f} | {row['non_2xx']} "
+            f"| {row['server']} | {row['requests_per_s']:.0f} "
+            f"({row['requests_per_s_range'][0]:.0f}-{row['requests_per_s_range'][1]:.0f}) "
+            f"| {row['p50_ms']:.2f} | {row['p90_ms']:.2f} | {row['p99_ms']:.2f} "
+            f"({row['p99_ms_range'][0]:.1f}-{row['p99_ms_range'][1]:.1f}) | {row['non_2xx']} "
             f"| {row['socket_errors']} | {row['load_average_1m_before']} | {verdict(row)} |"
         )
     return "\n".join(lines) + "\n"
@@ -223,6 +253,7 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=20, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--wrk-threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="turns over the configs")
     parser.add_argument("--out", type=Path, default=RESULTS / "serving")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -234,24 +265,28 @@ def main() -> int:
     if not REES46.is_file():
         print(f"REES46 sample not found at {REES46} (set FEDPATH_SHARED_DATA)", file=sys.stderr)
         return 1
-    rows = []
+    runs: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="fedpath-serving-") as tmp:
         folder = Path(tmp)
         bundle = prepare_partner(args.model, args.items, args.epochs, folder)
         script = folder / "predict.lua"
         bodies = ",\n".join(f"[==[{body}]==]" for body in request_bodies(2000))
         script.write_text(WRK_SCRIPT % bodies)
-        for config in args.configs:
-            row = bench(bundle, folder / "work", config, script, args)
-            rows.append(row)
-            print(
-                f"{row['server']:>44}: {row['requests_per_s']:8.1f} req/s  p50 "
-                f"{row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms  non-2xx {row['non_2xx']}"
-                f"  socket errors {row['socket_errors']}  ({verdict(row)})",
-                flush=True,
-            )
+        for turn in range(args.repeats):  # configs interleaved: load drifts within minutes
+            for config in args.configs:
+                row = {**bench(bundle, folder / "work", config, script, args), "turn": turn}
+                runs.append(row)
+                print(
+                    f"{row['server']:>44}: {row['requests_per_s']:8.1f} req/s  p50 "
+                    f"{row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms  non-2xx "
+                    f"{row['non_2xx']}  socket errors {row['socket_errors']}",
+                    flush=True,
+                )
+    rows = [median_row([r for r in runs if r["server"] == server]) for server in _servers(runs)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
+    args.out.with_suffix(".json").write_text(
+        json.dumps({"rows": rows, "runs": runs, "load_after": os.getloadavg()}, indent=2) + "\n"
+    )
     args.out.with_suffix(".md").write_text(markdown(rows))
     return 0
 
