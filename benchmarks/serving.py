@@ -25,6 +25,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -108,7 +109,10 @@ def serve(bundle_dir: str, work: str, config: str, ready: multiprocessing.Queue)
     service = build_service(load_bundle(Path(bundle_dir)), Path(work), settings)
     server = start_server(service)
     ready.put(server.server_address[1])
-    threading.Event().wait()
+    stop = threading.Event()  # SIGTERM shuts the server down, its worker processes with it
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    server.shutdown()
 
 
 def wrk(url: str, script: Path, args: argparse.Namespace, seconds: int) -> dict[str, float]:
