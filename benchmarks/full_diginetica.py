@@ -5,7 +5,8 @@ It runs nothing itself: it gathers what the runs wrote (each is costly and is re
 - ``count_models_scale.json`` (benchmarks/count_models_scale.py): Markov and co-occurrence,
   centralized, and whether the partners' summed sketches decode to the centralized table;
 - ``neural_scale*.json`` (benchmarks/neural_scale.py): neural models trained centrally;
-- simulation run folders given with ``--run LABEL=FOLDER`` (``fedpath simulate
+- simulation runs given with ``--run LABEL=FOLDER`` (or its ``results.json``, kept in
+  ``benchmarks/results/`` under a telling name) (``fedpath simulate
   data=diginetica_full partition=iid|dirichlet partners=10 …``): their federated, centralized and
   local-only rows (``results.json``), all scored on the same 60,858 test cases.
 
@@ -99,7 +100,8 @@ def neural_rows(paths: list[Path]) -> list[dict[str, Any]]:
 
 def simulation_rows(label: str, folder: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The rows of one `fedpath simulate` run, and its figures by system for the goals."""
-    result = json.loads((folder / "results.json").read_text())
+    path = folder / "results.json" if folder.is_dir() else folder
+    result = json.loads(path.read_text())
     by_system = {row["system"]: row for row in result["comparison"]}
     names = {FEDERATED: label, CENTRAL: "centralized (in the same simulation)", LOCAL: "local-only"}
     rows = [
@@ -111,7 +113,7 @@ def simulation_rows(label: str, folder: Path) -> tuple[list[dict[str, Any]], dic
             100 * row["recall@20"],
             100 * row["mrr@20"],
             int(row["n_item_cases"]),
-            folder.name,
+            path.name if folder.is_file() else folder.name,
         )
         for system, row in by_system.items()
         if system in names
