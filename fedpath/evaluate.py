@@ -91,6 +91,11 @@ def evaluate(
     }
 
 
+def item_ranks(model: NextStepModel, cases: Cases, *, batch_size: int = 1024) -> np.ndarray:
+    """The target rank of each case with a next item, scored ``batch_size`` cases at a time."""
+    return _predict_in_batches(model, cases, batch_size)[0]
+
+
 def predict_heads(model: NextStepModel, cases: Cases, *, batch_size: int = 1024) -> Predictions:
     """The action and conversion outputs of ``model`` on ``cases`` (item scores not kept)."""
     return _predict_in_batches(model, cases, batch_size)[1]

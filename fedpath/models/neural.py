@@ -26,7 +26,8 @@ from torch import nn
 
 from fedpath.data.containers import Cases
 from fedpath.errors import require
-from fedpath.metrics.ranking import mrr_at_k, recall_at_k, target_ranks
+from fedpath.evaluate import item_ranks
+from fedpath.metrics.ranking import mrr_at_k, recall_at_k
 from fedpath.models.base import EpochCallback, NextStepModel, Predictions
 from fedpath.schema import N_ACTIONS
 from fedpath.targets import CONVERSION_TARGETS, conversion_label
@@ -429,7 +430,7 @@ class NeuralNextStepModel(NextStepModel):
     def _item_loss(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the next item: over the catalogue, or over sampled candidates."""
         items = self.network_.item_embedding.weight[1:]  # [n_items, emb]
-        if self.item_negatives == 0 or self._log_q is None:
+        if self._log_q is None:  # item_negatives == 0: the full softmax
             return F.cross_entropy(h @ items.T, targets)
         negatives = torch.randint(self.n_items, (self.item_negatives,))
         candidates, where = torch.unique(torch.cat([targets, negatives]), return_inverse=True)
@@ -438,16 +439,9 @@ class NeuralNextStepModel(NextStepModel):
 
     def _valid_metrics(self, valid: Cases) -> dict[str, float]:
         """Recall@20 and MRR@20 over the item cases of ``valid``, as the evaluation counts them."""
-        item_cases = valid.item_cases
         # Ranked PREDICT_BATCH cases at a time: a whole valid set's scores are cases x items
         # floats (12 GB for full Diginetica's 70k valid cases over 43k items).
-        ranks = np.concatenate(
-            [np.empty(0, np.int64)]
-            + [
-                target_ranks(self.predict(item_cases.subset(rows)).item_scores, targets)
-                for rows, targets in _chunks(item_cases.next_item, PREDICT_BATCH)
-            ]
-        )
+        ranks = item_ranks(self, valid.item_cases, batch_size=PREDICT_BATCH)
         return {
             f"valid_recall@{VALID_K}": recall_at_k(ranks, VALID_K),
             f"valid_mrr@{VALID_K}": mrr_at_k(ranks, VALID_K),
@@ -562,13 +556,6 @@ def _length_buckets(lengths: torch.Tensor, batch_size: int) -> list[torch.Tensor
         rows = rows[torch.sort(lengths[rows], stable=True).indices]
         batches.extend(rows.split(batch_size))
     return [batches[i] for i in torch.randperm(len(batches))]
-
-
-def _chunks(targets: np.ndarray, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Consecutive row ranges of at most ``size`` rows, with their slice of ``targets``."""
-    for begin in range(0, len(targets), size):
-        rows = np.arange(begin, min(begin + size, len(targets)))
-        yield rows, targets[rows]
 
 
 def _take(data: dict[str, torch.Tensor], rows: torch.Tensor | slice) -> dict[str, torch.Tensor]:
