@@ -67,12 +67,7 @@ def _plot_risk_coverage(
     ax.axhline(threshold, linestyle="--", color="grey", label=f"promise {threshold}")
     ax.set_xlabel("coverage (share handled automatically)")
     ax.set_ylabel("accuracy of the handled share")
-    ax.set_title("risk–coverage on test (dots: the gate)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, ax, "risk–coverage on test (dots: the gate)", path)
 
 
 def _plot_reliability(path: Path, outcomes: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
@@ -84,7 +79,12 @@ def _plot_reliability(path: Path, outcomes: dict[str, tuple[np.ndarray, np.ndarr
         ax.plot(bins["confidence"][seen], bins["frequency"][seen], marker="o", label=decision)
     ax.set_xlabel("stated confidence (calibrated)")
     ax.set_ylabel("observed accuracy")
-    ax.set_title("reliability on test")
+    _save(fig, ax, "reliability on test", path)
+
+
+def _save(fig: plt.Figure, ax: plt.Axes, title: str, path: Path) -> None:
+    """Title, legend and grid as both review plots show them; the figure written and closed."""
+    ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
