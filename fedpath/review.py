@@ -13,6 +13,11 @@ makes it a promise: ``ReviewGate.fit`` on held-out (valid) cases picks the lowes
 ≥ ``threshold`` whose handled cases are right at least ``threshold`` of the time with
 confidence 1 − ``delta`` (one-sided Clopper–Pearson, Bonferroni over the candidate cutoffs).
 Where no cutoff earns it, everything goes to review: coverage 0 is said, not hidden.
+
+The certification reads only two counts per candidate cutoff (cases handled, and right among
+them; ``cutoff_counts``), so partners can each count their own valid cases, the counts can be
+summed securely, and ``certified_cutoff`` on the sum picks the very cutoff a central fit on the
+union would (``fedpath.server.calibration_round``).
 """
 
 from __future__ import annotations
@@ -85,6 +90,47 @@ def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> dict[str, np.n
     }
 
 
+def candidate_cutoffs(threshold: float) -> np.ndarray:
+    """[k] the cutoffs a gate may certify: ``threshold``, ``threshold + CUTOFF_STEP``, ... < 1."""
+    return np.arange(threshold, 1.0, CUTOFF_STEP)
+
+
+def cutoff_counts(confidence: np.ndarray, correct: np.ndarray, threshold: float) -> np.ndarray:
+    """[2, k] per candidate cutoff: cases handled (confidence ≥ cutoff), and right among them.
+
+    Counts over disjoint sets of cases add up: the sum of partners' counts is the union's.
+    """
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=bool)
+    handled = confidence[None, :] >= candidate_cutoffs(threshold)[:, None]  # [k, n]
+    return np.stack([handled.sum(axis=1), (handled & correct[None, :]).sum(axis=1)])
+
+
+def certified_cutoff(counts: np.ndarray, threshold: float, delta: float = DEFAULT_DELTA) -> float:
+    """The lowest candidate cutoff whose handled cases are right at least ``threshold`` of the
+    time with confidence 1 − ``delta`` (Bonferroni over the candidates); ``inf`` if none is."""
+    _require_open_unit("threshold", threshold)
+    _require_open_unit("delta", delta)
+    candidates = candidate_cutoffs(threshold)
+    counts = np.asarray(counts)
+    if counts.shape != (2, len(candidates)):
+        raise ValueError(
+            f"counts must have shape (2, {len(candidates)}) for threshold {threshold}, "
+            f"got {counts.shape}"
+        )
+    level = delta / len(candidates)  # Bonferroni: the promise holds for any we pick
+    for cutoff, handled, right in zip(candidates, counts[0], counts[1], strict=True):
+        # lowest first: the first certified one covers the most
+        if lower_bound(int(right), int(handled), level) >= threshold:
+            return float(cutoff)
+    return float("inf")
+
+
+def _require_open_unit(name: str, value: float) -> None:
+    if not 0 < value < 1:
+        raise ValueError(f"{name} must be in (0, 1), got {value}")
+
+
 @dataclass
 class ReviewGate:
     """Sends a case to a person unless its decision's confidence reaches a certified cutoff."""
@@ -99,22 +145,9 @@ class ReviewGate:
         """Choose the cutoff on held-out ``cases`` (valid), predictions already calibrated."""
         if self.decision not in DECISIONS:
             raise ValueError(f"decision must be one of {DECISIONS}, got {self.decision!r}")
-        if not 0 < self.threshold < 1:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
-        if not 0 < self.delta < 1:
-            raise ValueError(f"delta must be in (0, 1), got {self.delta}")
-        confidence, correct = self.outcomes(predictions, cases)
-        candidates = np.arange(self.threshold, 1.0, CUTOFF_STEP)
-        level = self.delta / len(candidates)  # Bonferroni: the promise holds for any we pick
-        self.cutoff_ = float("inf")
-        for cutoff in candidates:  # lowest first: the first certified one covers the most
-            handled = confidence >= cutoff
-            if (
-                lower_bound(int(correct[handled].sum()), int(handled.sum()), level)
-                >= self.threshold
-            ):
-                self.cutoff_ = float(cutoff)
-                break
+        _require_open_unit("threshold", self.threshold)
+        counts = cutoff_counts(*self.outcomes(predictions, cases), self.threshold)
+        self.cutoff_ = certified_cutoff(counts, self.threshold, self.delta)
         return self
 
     def outcomes(self, predictions: Predictions, cases: Cases) -> tuple[np.ndarray, np.ndarray]:

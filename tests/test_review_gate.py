@@ -8,7 +8,14 @@ from session_data import session
 
 from fedpath.data.cases import expand_prefixes
 from fedpath.models.base import Predictions
-from fedpath.review import ReviewGate, decide, lower_bound, risk_coverage
+from fedpath.review import (
+    ReviewGate,
+    certified_cutoff,
+    cutoff_counts,
+    decide,
+    lower_bound,
+    risk_coverage,
+)
 
 
 def exit_world(n_sessions: int, seed: int):
@@ -81,3 +88,24 @@ def test_risk_coverage_by_hand_and_the_clopper_pearson_bound() -> None:
     assert curve["accuracy"] == pytest.approx([0.5, 2 / 3, 0.5])
     # 10 of 10 right: the 95% one-sided lower bound is 0.05 ** (1 / 10)
     assert lower_bound(10, 10, 0.05) == pytest.approx(0.05**0.1)
+
+
+def test_cutoff_counts_by_hand_and_summed_halves_certify_the_union_cutoff() -> None:
+    # Prepare: by hand at threshold 0.9 (candidates 0.90, 0.91, ..., 0.99)
+    counts = cutoff_counts(np.array([0.99, 0.975, 0.5]), np.array([1, 0, 1]), 0.9)
+    assert counts.tolist() == [[2] * 8 + [1] * 2, [1] * 10]
+    # ... and the exit world cut in two "partners"
+    outputs, cases = exit_world(1500, seed=0)
+    gate = ReviewGate(decision="exit", threshold=0.85)
+    confidence, correct = gate.outcomes(outputs, cases)
+    half = len(confidence) // 2
+
+    # Execute: each half counts its own cases; only the sum is certified
+    summed = cutoff_counts(confidence[:half], correct[:half], 0.85) + cutoff_counts(
+        confidence[half:], correct[half:], 0.85
+    )
+
+    # Assert: the same cutoff as the gate fitted on the union
+    assert certified_cutoff(summed, 0.85) == gate.fit(outputs, cases).cutoff_ == pytest.approx(0.85)
+    with pytest.raises(ValueError, match="counts must have shape"):
+        certified_cutoff(summed[:, :3], 0.85)
