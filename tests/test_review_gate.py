@@ -92,7 +92,7 @@ def test_risk_coverage_by_hand_and_the_clopper_pearson_bound() -> None:
 
 def test_cutoff_counts_by_hand_and_summed_halves_certify_the_union_cutoff() -> None:
     # Prepare: by hand at threshold 0.9 (candidates 0.90, 0.91, ..., 0.99)
-    counts = cutoff_counts(np.array([0.99, 0.975, 0.5]), np.array([1, 0, 1]), 0.9)
+    counts = cutoff_counts(np.array([0.995, 0.975, 0.5]), np.array([1, 0, 1]), 0.9)
     assert counts.tolist() == [[2] * 8 + [1] * 2, [1] * 10]
     # ... and the exit world cut in two "partners"
     outputs, cases = exit_world(1500, seed=0)
