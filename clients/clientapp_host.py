@@ -45,8 +45,7 @@ from flwr.supernode.runtime.run_clientapp import run_clientapp
 WARM_MODULES = (  # imported once here; every forked ClientApp finds them loaded
     "torch",
     "torch._dynamo",  # torch.optim imports it on an optimizer's first step (2 s)
-    "opacus.accountants",  # the DP accountant and DP-SGD (5 s on first use)
-    "opacus.optimizers",
+    "opacus.accountants",  # the DP accountant (5 s on first use)
     "fedpath.clients.deployed_app",
     "fedpath.clients.partner",
     "fedpath.evaluate",

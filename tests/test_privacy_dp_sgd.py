@@ -8,6 +8,9 @@ N(0, (σC)²)) / (q n)``. With sample rate 1 every session is in every step.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from federation_paths import TINY_GRU, walk_split  # pytest puts tests/ on sys.path
@@ -103,6 +106,60 @@ def test_the_noise_has_std_sigma_times_clip_over_the_expected_batch():
     assert difference.numel() == 250 * 40 + 40
     assert abs(difference.std().item() / (sigma * clip / n) - 1) < 0.05
     assert abs(difference.mean().item()) < 4 * sigma * clip / n / difference.numel() ** 0.5
+
+
+def test_the_clipped_sum_clips_each_sessions_mean_gradient_worked_by_hand():
+    # Prepare: loss = mean of w . x over a session's rows, so a session's gradient is its rows'
+    # mean x. Session 0: (3, 4), norm 5 -> clipped to (0.6, 0.8). Session 1: (0.3, 0.4), norm 0.5,
+    # kept. Session 2: rows (6, 0) and (0, 8), mean (3, 4) -> (0.6, 0.8) (clipping each row
+    # instead would give (0.5, 0.5)). Sum (1.5, 2.0). A parameter no loss reaches sums to zero.
+    network = nn.Linear(2, 1, bias=False)
+    unreached = nn.Parameter(torch.ones(3))
+    x = torch.tensor([[3.0, 4.0], [0.3, 0.4], [6.0, 0.0], [0.0, 8.0]])
+    sessions = torch.tensor([0, 1, 2, 2])
+
+    def loss_of(rows: torch.Tensor) -> torch.Tensor:
+        return network(x[rows]).mean()
+
+    settings = SessionDP(noise_multiplier=NO_NOISE, clip_norm=1.0, sample_rate=1.0)
+    batch = [torch.tensor([0]), torch.tensor([1]), torch.tensor([2, 3])]
+    # Execute
+    total, losses = SessionDPSGD(settings).clipped_sum([network.weight, unreached], batch, loss_of)
+    change = _one_epoch(settings, network, sessions, loss_of)
+    # Assert: the sum, and a step of SGD with lr 1 moves by minus the sum over q n = 3 sessions
+    assert total[0].flatten().tolist() == pytest.approx([1.5, 2.0], rel=1e-5)
+    assert total[1].tolist() == [0.0, 0.0, 0.0]
+    assert len(losses) == 3
+    assert change.tolist() == pytest.approx([-0.5, -2.0 / 3], rel=1e-5)
+
+
+# Peak RSS of a fresh process after a step of 10 sessions, then after a step of 200, on a
+# 500 x 500 linear network (1 MB a gradient): stacking per-session gradients, as Opacus's
+# DPOptimizer needs, adds ~360 MB at 200 sessions; a running sum adds nothing.
+_PEAK_RSS_SCRIPT = """
+import resource, torch
+from torch import nn
+from fedpath.privacy.dp.config import SessionDP
+from fedpath.privacy.dp.session import SessionDPSGD
+torch.set_num_threads(1)
+network, inputs = nn.Linear(500, 500), torch.randn(200, 500)
+def peak_mib_after(n):
+    SessionDPSGD(SessionDP(noise_multiplier=1.0, clip_norm=1.0, sample_rate=1.0)).epoch(
+        network, torch.arange(n), lambda rows: network(inputs[rows]).square().mean(),
+        torch.optim.SGD(network.parameters(), lr=0.1))
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(peak_mib_after(10), peak_mib_after(200))
+"""
+
+
+def test_a_steps_memory_does_not_grow_with_the_sessions_it_samples():
+    # Execute: in a fresh process, so no earlier test's peak hides this one's
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS_SCRIPT], capture_output=True, text=True, check=True
+    )
+    # Assert: 20 times the sessions, the same peak within 20 MB (200 gradients would be 200 MB)
+    small, large = map(float, out.stdout.split())
+    assert large - small < 20
 
 
 def test_sessions_are_poisson_sampled_once_per_epoch_in_expectation():
