@@ -97,6 +97,25 @@ def test_decoding_the_mean_of_a_thousand_partners_gives_their_exact_sum():
     np.testing.assert_array_equal(total, np.sum(counts, axis=0))
 
 
+def test_fixed_point_floats_of_a_thousand_partners_sum_within_the_stated_bound():
+    # Prepare: NLL-like sums, large and small, averaged in float64 as FedAvg does
+    n, scale = 1000, secure_sum.count_scale(1000)
+    rng = np.random.default_rng(0)
+    values = [rng.uniform(0, 1e5, size=20) * rng.random(20) for _ in range(n)]
+    encoded = [secure_sum.encode_fixed(v, scale)[0] for v in values]
+    mean = sum(e * (1 / n) for e in encoded)
+    # Execute
+    total = secure_sum.decode_fixed(secure_sum.decode_sum([mean], n, scale)[0], scale)
+    # Assert: each partner rounds to 2**-20, so the sum is off by at most n * 2**-21
+    np.testing.assert_allclose(total, np.sum(values, axis=0), rtol=1e-15, atol=n * 2**-21)
+    # ... and integers (the gate's counts) come back exactly
+    counts = secure_sum.encode_fixed(np.array([0.0, 3.0, 2.0**30]), 2**21)[0] * 2**21
+    exact = secure_sum.decode_fixed(counts, 2**21)
+    assert exact.tolist() == [0.0, 3.0, 2.0**30]
+    with pytest.raises(ValueError, match="finite and in"):
+        secure_sum.encode_fixed(np.array([-0.5]), scale)
+
+
 @pytest.mark.parametrize(
     ("values", "rule"),
     [([0.5, 1.0], "integers"), ([-1, 2], "integers in"), ([9, 0], r"\[0, 8\]")],
