@@ -8,9 +8,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from session_data import session
 
+from fedpath.data.cases import expand_prefixes
 from fedpath.data.loader import load_events
-from fedpath.metrics.funnel import Funnel, funnel, funnel_counts
+from fedpath.metrics.funnel import (
+    ConversionCheck,
+    Funnel,
+    conversion_sums,
+    funnel,
+    funnel_counts,
+)
 from fedpath.schema import Action, conform
 
 V, C, P = Action.VIEW, Action.CART, Action.PURCHASE
@@ -151,3 +159,27 @@ def test_the_diginetica_sample_has_views_only(shared_data: Path) -> None:
 
     # Assert: the README's 2,986 sessions; the log has no carts nor purchases.
     assert result.reached == (2986, 0, 0)
+
+
+def test_conversion_sums_read_each_session_at_its_first_event() -> None:
+    # Prepare: three sessions of 2, 1 and 3 events; the second buys at once, the third later
+    cases = expand_prefixes(
+        [session("a", [0, 1]), session("b", [2], [2]), session("c", [0, 1, 2], [0, 1, 2])]
+    )
+    prob = np.array([0.1, 0.9, 0.5, 0.3, 0.8, 0.8])  # one per case; first cases: 0, 2, 3
+
+    # Execute
+    sums = conversion_sums(prob, cases)
+    check = ConversionCheck.from_sums(sums)
+
+    # Assert: 3 sessions, 2 converted, expected 0.1 + 0.5 + 0.3 = 0.9 on arrival
+    assert sums == pytest.approx([3, 2, 0.9])
+    assert check.row() == pytest.approx(
+        {
+            "sessions": 3,
+            "actual_conversions": 2,
+            "predicted_conversions": 0.9,
+            "actual_rate": 2 / 3,
+            "predicted_rate": 0.3,
+        }
+    )

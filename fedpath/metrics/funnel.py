@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from fedpath.data.containers import Cases
 from fedpath.schema import Action
 
 STAGES: tuple[Action, ...] = (Action.VIEW, Action.CART, Action.PURCHASE)
@@ -76,7 +77,7 @@ def path_funnel_counts(
     return counts.ravel()
 
 
-def _ratio(numerator: int, denominator: int) -> float:
+def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else math.nan
 
 
@@ -144,3 +145,51 @@ def funnel(events: pd.DataFrame, channels: Sequence[str] | None = None) -> Funne
     if channels is None:
         channels = sorted(events["channel"].dropna().unique())
     return Funnel.from_counts(funnel_counts(events, channels), channels)
+
+
+def first_cases(cases: Cases) -> np.ndarray:
+    """[sessions] index of each session's first case (its one-event prefix)."""
+    index = np.asarray(cases.session_index)
+    return np.flatnonzero(np.r_[True, index[1:] != index[:-1]]) if len(index) else index
+
+
+def conversion_sums(convert_prob: np.ndarray, cases: Cases) -> np.ndarray:
+    """[3] sessions, sessions that converted, and the sum of their predicted conversion
+    probability on arrival (at each session's first event): additive, like the funnel counts.
+
+    The forecast on arrival is what a merchant plans a day with (expected buyers among the
+    sessions that come in); the actual conversions are the funnel's purchase stage of the same
+    sessions, so the two compare directly.
+    """
+    first = first_cases(cases)
+    return np.array(
+        [
+            len(first),
+            float(np.asarray(cases.converts, dtype=bool)[first].sum()),
+            float(np.asarray(convert_prob, dtype=np.float64)[first].sum()),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class ConversionCheck:
+    """Predicted vs actual conversion of a set of (held-out) sessions, from ``conversion_sums``."""
+
+    sessions: int
+    actual: int
+    predicted: float  # expected converting sessions: the sum of predicted probabilities
+
+    @classmethod
+    def from_sums(cls, sums: np.ndarray) -> ConversionCheck:
+        sessions, actual, predicted = (float(v) for v in np.asarray(sums).ravel())
+        return cls(sessions=round(sessions), actual=round(actual), predicted=predicted)
+
+    def row(self) -> dict[str, int | float]:
+        """Counts and rates for a table; rates are NaN without sessions."""
+        return {
+            "sessions": self.sessions,
+            "actual_conversions": self.actual,
+            "predicted_conversions": self.predicted,
+            "actual_rate": _ratio(self.actual, self.sessions),
+            "predicted_rate": _ratio(self.predicted, self.sessions),
+        }
