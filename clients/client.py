@@ -1,5 +1,5 @@
-"""One partner as a Flower ``NumPyClient``: local training, local evaluation, and its funnel
-counts for the secure sum, nothing else.
+"""One partner as a Flower ``NumPyClient``: local training, local evaluation, and for the
+secure sums after training its funnel counts and its calibration sums, nothing else.
 
 A ``NumPyClient`` (Flower's legacy client) because ``secaggplus_mod`` reads the reply as a
 legacy ``FitRes``; see docs/federation.md. What leaves the partner: weights or funnel counts
@@ -19,35 +19,43 @@ import numpy as np
 from flwr.client import NumPyClient
 from flwr.common import NDArrays, Scalar
 
+from fedpath.calibration_sums import gate_counts, nll_sums
 from fedpath.clients.faults import FaultPlan, PartnerDropout, poison
 from fedpath.clients.store import load_paths
 from fedpath.data.containers import Cases
-from fedpath.evaluate import evaluate
+from fedpath.evaluate import evaluate, predict_heads
 from fedpath.federation.keys import (
     COUNT_SCALE,
     EVAL_SPLIT,
     FUNNEL_CHANNELS,
+    FUNNEL_FORECAST,
     FUNNEL_TASK,
+    GATE_COUNTS_TASK,
     LOCAL_EPOCHS,
     N_ITEM_CASES,
+    NLL_TASK,
     PARTNER,
     PROXIMAL_MU,
+    REVIEW_THRESHOLD,
     SERVER_ROUND,
     TASK,
+    TEMPERATURES,
     TRAIN_LOSS,
     TRAIN_TASK,
 )
 from fedpath.federation.spec import ModelSpec
-from fedpath.metrics.funnel import path_funnel_counts
-from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD
+from fedpath.metrics.funnel import conversion_sums, path_funnel_counts
+from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD, NextStepModel, Predictions
+from fedpath.models.temperature import Temperatures
 from fedpath.privacy.dp.budget import SESSION_EPSILON
 from fedpath.privacy.dp.counts import encode_signed_counts
-from fedpath.strategies.secure_sum import encode_counts
+from fedpath.strategies.secure_sum import encode_counts, encode_fixed
 
 if TYPE_CHECKING:
     from fedpath.privacy.dp.client import PartnerPrivacy
 
 EVAL_SPLITS = ("valid", "test")
+SUM_TASKS = (FUNNEL_TASK, NLL_TASK, GATE_COUNTS_TASK)  # the secure sums after training
 
 
 @dataclass(frozen=True)
@@ -89,12 +97,14 @@ class PartnerClient(NumPyClient):
     def fit(
         self, parameters: NDArrays, config: dict[str, Scalar]
     ) -> tuple[NDArrays, int, dict[str, Scalar]]:
-        """Train (the default task) or, asked for the funnel, send the funnel counts."""
+        """Train (the default task) or send this partner's share of a secure sum."""
         task = str(config.get(TASK, TRAIN_TASK))
         if task == FUNNEL_TASK:
-            return self._funnel(config)
+            return self._funnel(parameters, config)
+        if task in (NLL_TASK, GATE_COUNTS_TASK):
+            return self._calibration(parameters, config)
         if task != TRAIN_TASK:
-            raise ValueError(f"{TASK} must be {TRAIN_TASK!r} or {FUNNEL_TASK!r}, got {task!r}")
+            raise ValueError(f"{TASK} must be one of {(TRAIN_TASK, *SUM_TASKS)}, got {task!r}")
         server_round = int(config[SERVER_ROUND])
         faults = self.settings.faults
         if faults.drops(server_round, self.partner):
@@ -151,12 +161,48 @@ class PartnerClient(NumPyClient):
         weight = len(train) if privacy is None else 1
         return self.spec.to_arrays(model.get_weights()), weight, metrics
 
-    def _funnel(self, config: dict[str, Scalar]) -> tuple[NDArrays, int, dict[str, Scalar]]:
-        """This partner's funnel counts, encoded so that only their secure sum is revealed."""
+    def _funnel(
+        self, parameters: NDArrays, config: dict[str, Scalar]
+    ) -> tuple[NDArrays, int, dict[str, Scalar]]:
+        """This partner's funnel counts, encoded so that only their secure sum is revealed; with
+        ``FUNNEL_FORECAST``, also its test sessions' actual and predicted conversions."""
+        scale = int(config[COUNT_SCALE])
         channels = json.loads(str(config[FUNNEL_CHANNELS]))
         furthest, session_channels = load_paths(self.settings.data_dir, self.partner)
         counts = path_funnel_counts(furthest, session_channels, channels)
-        return encode_counts([counts], int(config[COUNT_SCALE])), 1, {PARTNER: self.partner}
+        arrays = encode_counts([counts], scale)
+        if config.get(FUNNEL_FORECAST):
+            test = self.cases["test"]
+            predictions = self._scored(parameters, config, test)
+            arrays += encode_fixed(conversion_sums(predictions.convert_prob, test), scale)
+        return arrays, 1, {PARTNER: self.partner}
+
+    def _calibration(
+        self, parameters: NDArrays, config: dict[str, Scalar]
+    ) -> tuple[NDArrays, int, dict[str, Scalar]]:
+        """The global model's NLL sums on the temperature grid, or (given the temperatures) the
+        review gate's counts, over this partner's valid cases; only their secure sum is revealed.
+        """
+        valid = self.cases["valid"]
+        predictions = self._scored(parameters, config, valid)
+        if str(config[TASK]) == NLL_TASK:
+            sums = nll_sums(predictions, valid)
+        else:
+            sums = gate_counts(predictions, valid, float(config[REVIEW_THRESHOLD])).ravel()
+        return encode_fixed(sums, int(config[COUNT_SCALE])), 1, {PARTNER: self.partner}
+
+    def _scored(self, parameters: NDArrays, config: dict[str, Scalar], cases: Cases) -> Predictions:
+        """The global model's action and conversion outputs on ``cases``, calibrated by the
+        config's ``TEMPERATURES`` when it carries them."""
+        predictions = predict_heads(self._global_model(parameters), cases)
+        if TEMPERATURES not in config:
+            return predictions
+        return Temperatures(**json.loads(str(config[TEMPERATURES]))).apply(predictions)
+
+    def _global_model(self, parameters: NDArrays) -> NextStepModel:
+        model = self.spec.build()
+        model.set_weights(self.spec.from_arrays(parameters))
+        return model
 
     def evaluate(
         self, parameters: NDArrays, config: dict[str, Scalar]
@@ -171,10 +217,11 @@ class PartnerClient(NumPyClient):
         cases = self.cases[split]
         if len(cases) == 0:
             return 0.0, 0, {PARTNER: self.partner}
-        model = self.spec.build()
-        model.set_weights(self.spec.from_arrays(parameters))
         metrics = evaluate(
-            model, cases, ks=self.settings.ks, review_threshold=self.settings.review_threshold
+            self._global_model(parameters),
+            cases,
+            ks=self.settings.ks,
+            review_threshold=self.settings.review_threshold,
         )
         recall = metrics[f"recall@{self.settings.loss_k}"]
         loss = 0.0 if math.isnan(recall) else 1.0 - recall

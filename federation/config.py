@@ -164,6 +164,9 @@ class FederationConfig:
     max_len: int = 50  # prefixes keep their last max_len items
     threads_per_partner: int = 1  # torch threads in each partner process
     cpus_per_partner: float = 1.0  # Ray CPUs reserved per partner: partners run side by side
+    # After training, fit the model's temperatures and review cutoffs on the partners' valid
+    # cases from secure sums (server/calibration_round.py); skipped under differential privacy.
+    calibration: bool = True
     funnel: FunnelSettings = field(default_factory=FunnelSettings)
     gate: GateSettings = field(default_factory=GateSettings)
     faults: FaultSettings = field(default_factory=FaultSettings)

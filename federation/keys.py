@@ -19,10 +19,20 @@ SERVER_ROUND = "server-round"
 LOCAL_EPOCHS = "local-epochs"
 PROXIMAL_MU = "proximal_mu"  # the name Flower's FedProx writes; it is not ours to rename
 COUNT_SCALE = "count-scale"  # the public bound S of the secure count sum (see strategies)
-TASK = "task"  # what a fit asks for: TRAIN_TASK (absent = train) or FUNNEL_TASK
+TASK = "task"  # what a fit asks for: TRAIN_TASK (absent = train) or one of the tasks below
 TRAIN_TASK = "train"
 FUNNEL_TASK = "funnel"  # send the partner's funnel counts, encoded for the secure sum
 FUNNEL_CHANNELS = "funnel-channels"  # JSON list of the channels the funnel counts per channel
+# True: the funnel fit carries the global model; add the predicted vs actual conversion of the
+# partner's test sessions (fedpath.metrics.funnel.conversion_sums), calibrated by TEMPERATURES.
+FUNNEL_FORECAST = "funnel-forecast"
+# The calibration round (server/calibration_round.py), on the partner's valid cases scored by
+# the global model the fit carries: first the NLL sums on the temperature grid, then, given the
+# fitted TEMPERATURES, the review gate's counts per candidate cutoff of REVIEW_THRESHOLD.
+NLL_TASK = "calibration-nll"
+GATE_COUNTS_TASK = "calibration-gate-counts"
+TEMPERATURES = "temperatures"  # JSON {"action": T, "convert": T}; absent in a funnel = raw
+REVIEW_THRESHOLD = "review-threshold"
 
 # Server -> partner (evaluate config)
 EVAL_SPLIT = "eval-split"

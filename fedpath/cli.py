@@ -233,6 +233,7 @@ def _simulate(cfg: DictConfig) -> None:
         fraction_fit=float(cfg.fraction_fit),
         fraction_evaluate=float(cfg.fraction_evaluate),
         eval_split=str(cfg.eval_split),
+        calibration=bool(cfg.calibration),
         secagg=_settings(SecAggSettings, cfg.secagg, "secagg"),
         funnel=_settings(FunnelSettings, cfg.funnel, "funnel"),
         gate=_settings(GateSettings, cfg.gate, "gate"),

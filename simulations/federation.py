@@ -34,6 +34,7 @@ from fedpath.privacy.dp.config import check_combination
 from fedpath.privacy.dp.report import PrivacyReport
 from fedpath.quiet import quiet_known_noise
 from fedpath.server.app import AfterTraining, ServerOutcome, build_server_app
+from fedpath.server.calibration_round import CalibrationRound, FederatedCalibration
 from fedpath.server.funnel import FederatedFunnel, FunnelRound
 from fedpath.server.gate import GateDecision, GateRound
 from fedpath.strategies.factory import sampled_partners
@@ -52,7 +53,7 @@ class FederationResult:
     """The global model after the last round, the record of every round, and what ran after.
 
     ``model`` is the trained candidate whatever the gate decided: ``gate.promoted`` says whether
-    it should replace the champion.
+    it should replace the champion. It carries ``calibration.calibration`` when that round ran.
     """
 
     model: NextStepModel
@@ -61,6 +62,7 @@ class FederationResult:
     partner_names: list[str]
     seconds: float
     funnel: FederatedFunnel | None = None  # with config.funnel.enabled
+    calibration: FederatedCalibration | None = None  # with config.calibration, without DP
     gate: GateDecision | None = None  # with config.gate.enabled
     privacy: PrivacyReport | None = None  # with config.privacy.enabled: ε per round, refusals
 
@@ -84,9 +86,10 @@ def run_federation(
     spec = ModelSpec(config.model, split.n_items, dict(config.model_params), config.seed)
     _check(config, spec, split, partners)
     scale = count_scale(len(partners), config.secagg.modulus_range) if spec.is_count else None
-    funnel = _funnel_round(config, split, len(partners))
+    calibration = _calibration_round(config, len(partners))
+    funnel = _funnel_round(config, split, len(partners), calibration)
     gate = _gate_round(config, spec, len(partners))
-    after: list[AfterTraining] = [step for step in (funnel, gate) if step is not None]
+    after: list[AfterTraining] = [s for s in (calibration, funnel, gate) if s is not None]
     privacy = _partner_privacy(config, len(partners))
     if privacy is not None and on_privacy is not None:
         on_privacy(privacy, spec.is_count)
@@ -142,7 +145,7 @@ def run_federation(
             f"federation of {len(partners)} partners aggregated no update in "
             f"{config.rounds} round(s); see the Flower log above for the partners' errors"
         )
-    for step, name in ((funnel, "funnel"), (gate, "gate")):
+    for step, name in ((calibration, "calibration"), (funnel, "funnel"), (gate, "gate")):
         if step is not None and step.result is None:
             raise FedpathError(
                 f"the federated {name} round must complete after training, got no result; "
@@ -151,6 +154,8 @@ def run_federation(
     weights = spec.from_arrays(outcome.weights)
     model = spec.build()
     model.set_weights(weights)
+    if calibration is not None and calibration.result is not None:
+        model.calibration = calibration.result.calibration
     return FederationResult(
         model=model,
         weights=weights,
@@ -158,6 +163,7 @@ def run_federation(
         partner_names=[p.name for p in partners],
         seconds=time.perf_counter() - started,
         funnel=None if funnel is None else funnel.result,
+        calibration=None if calibration is None else calibration.result,
         gate=None if gate is None else gate.result,
         privacy=report,
     )
@@ -228,10 +234,23 @@ def _fault_plan(config: FederationConfig, n_partners: int) -> FaultPlan:
     )
 
 
+def _calibration_round(config: FederationConfig, n_partners: int) -> CalibrationRound | None:
+    """The calibration round, unless off or under DP (its sums would carry no noise)."""
+    if not config.calibration or config.privacy.enabled:
+        return None
+    scale = count_scale(n_partners, config.secagg.modulus_range)
+    workflow = build_workflow(config.secagg, max_weight=1.0, sampled=n_partners, count_scale=scale)
+    return CalibrationRound(n_partners, scale, workflow, config.review_threshold)
+
+
 def _funnel_round(
-    config: FederationConfig, split: SplitDataset, n_partners: int
+    config: FederationConfig,
+    split: SplitDataset,
+    n_partners: int,
+    calibration: CalibrationRound | None,
 ) -> FunnelRound | None:
-    """The secure-sum funnel round, over the configured channels or every channel of the log."""
+    """The secure-sum funnel round, over the configured channels or every channel of the log;
+    its forecast is calibrated by ``calibration``'s temperatures when that round ran."""
     if not config.funnel.enabled:
         return None
     channels = config.funnel.channels
@@ -240,7 +259,7 @@ def _funnel_round(
         channels = tuple(sorted({s.channel for s in sessions if s.channel is not None}))
     scale = count_scale(n_partners, config.secagg.modulus_range)
     workflow = build_workflow(config.secagg, max_weight=1.0, sampled=n_partners, count_scale=scale)
-    return FunnelRound(channels, n_partners, scale, workflow)
+    return FunnelRound(channels, n_partners, scale, workflow, calibration)
 
 
 def _gate_round(config: FederationConfig, spec: ModelSpec, n_partners: int) -> GateRound | None:
