@@ -18,8 +18,9 @@ import numpy as np
 from fedpath.clients.personalize import PersonalScores, personalization_scores
 from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import Cases, Partner
-from fedpath.evaluate import evaluate
+from fedpath.evaluate import evaluate, predict_heads
 from fedpath.federation.config import FederationConfig
+from fedpath.metrics.funnel import ConversionCheck, Funnel, conversion_sums, path_funnel_counts
 from fedpath.models.base import NextStepModel
 from fedpath.simulations.federation import FederationResult, PrivacyCallback, run_federation
 from fedpath.simulations.partition import PartitionConfig, partition
@@ -47,6 +48,11 @@ class PartnerScores:
     local: dict[str, float] | None
     centralized: dict[str, float] | None
     groups: tuple[str, ...] = ()  # the natural groups merged into the partner (Partner.groups)
+    # With the federated funnel: the partner's own funnel, and its test sessions' predicted vs
+    # actual conversion by the federated model. A real coordinator sees only their sums; the
+    # simulation, which plays every partner, reports each.
+    funnel: Funnel | None = None
+    conversion: ConversionCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,7 @@ def run_experiment(
                 local=local,
                 centralized=score(centralized_model, test) if centralized_model else None,
                 groups=partner.groups,
+                **(_own_funnel(partner, federation.model, test) if federation.funnel else {}),
             )
         )
     return ExperimentResult(
@@ -169,6 +176,19 @@ def run_experiment(
         partners=scores,
         personalization=personal,
     )
+
+
+def _own_funnel(partner: Partner, model: NextStepModel, test: Cases) -> dict[str, Any]:
+    """The partner's own funnel and forecast, computed as it computes its share of the sums."""
+    sessions = [*partner.data.train, *partner.data.valid, *partner.data.test]
+    furthest = np.array([s.actions.max() for s in sessions])
+    predictions = predict_heads(model, test)
+    if model.calibration is not None:
+        predictions = model.calibration.temperatures.apply(predictions)
+    return {
+        "funnel": Funnel.from_counts(path_funnel_counts(furthest, [s.channel for s in sessions])),
+        "conversion": ConversionCheck.from_sums(conversion_sums(predictions.convert_prob, test)),
+    }
 
 
 def _scorer(train: TrainSettings) -> Callable[[NextStepModel, Cases], dict[str, float]]:

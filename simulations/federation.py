@@ -15,6 +15,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import numpy as np
+from flwr.server.workflow import DefaultWorkflow
 from flwr.simulation import run_simulation
 
 from fedpath.clients.app import build_client_app
@@ -238,9 +239,7 @@ def _calibration_round(config: FederationConfig, n_partners: int) -> Calibration
     """The calibration round, unless off or under DP (its sums would carry no noise)."""
     if not config.calibration or config.privacy.enabled:
         return None
-    scale = count_scale(n_partners, config.secagg.modulus_range)
-    workflow = build_workflow(config.secagg, max_weight=1.0, sampled=n_partners, count_scale=scale)
-    return CalibrationRound(n_partners, scale, workflow, config.review_threshold)
+    return CalibrationRound(n_partners, *_sum_workflow(config, n_partners), config.review_threshold)
 
 
 def _funnel_round(
@@ -257,9 +256,14 @@ def _funnel_round(
     if channels is None:
         sessions = [*split.train, *split.valid, *split.test]
         channels = tuple(sorted({s.channel for s in sessions if s.channel is not None}))
+    return FunnelRound(channels, n_partners, *_sum_workflow(config, n_partners), calibration)
+
+
+def _sum_workflow(config: FederationConfig, n_partners: int) -> tuple[int, DefaultWorkflow]:
+    """The count scale and workflow of a secure-sum round over every partner, weight 1 each."""
     scale = count_scale(n_partners, config.secagg.modulus_range)
     workflow = build_workflow(config.secagg, max_weight=1.0, sampled=n_partners, count_scale=scale)
-    return FunnelRound(channels, n_partners, scale, workflow, calibration)
+    return scale, workflow
 
 
 def _gate_round(config: FederationConfig, spec: ModelSpec, n_partners: int) -> GateRound | None:

@@ -18,6 +18,13 @@ from fedpath.simulations.experiment import HEADLINE, ExperimentResult, Experimen
 from fedpath.simulations.lineage import finish_simulation_audit
 from fedpath.simulations.pipeline import PreparedData
 
+CONVERSION_COLUMNS = (
+    "sessions",
+    "actual_conversions",
+    "predicted_conversions",
+    "actual_rate",
+    "predicted_rate",
+)
 ROUND_CURVES = ("loss", "recall@20", "mrr@20", "action_accuracy", "round_seconds")
 ROUND_COLUMNS = (
     "round",
@@ -70,6 +77,11 @@ def write_simulation_run(
             "funnel": data.funnel.to_dict(),
             "federated_funnel": (
                 result.federation.funnel.funnel.to_dict() if result.federation.funnel else None
+            ),
+            "calibration": (
+                result.federation.model.calibration.to_dict()
+                if result.federation.model.calibration
+                else None
             ),
             "gate": result.federation.gate,
             "personalization": result.personalization,
@@ -157,15 +169,66 @@ def _report(data: PreparedData, settings: ExperimentSettings, result: Experiment
     )
 
 
+def _partner_funnels(result: ExperimentResult) -> list[str]:
+    """Each partner's own funnel and forecast: only a simulation, which plays every partner, has
+    them; a deployed coordinator learns the sums above and nothing else."""
+    rows = []
+    for partner in result.partners:
+        if partner.funnel is None or partner.conversion is None:
+            continue
+        views, carts, purchases = partner.funnel.reached
+        rows.append(
+            {
+                "partner": partner.name,
+                "sessions": views,
+                "cart": carts,
+                "purchase": purchases,
+                "drop_off view→cart": views - carts,
+                "drop_off cart→purchase": carts - purchases,
+                **{f"test {k}": v for k, v in partner.conversion.row().items()},
+            }
+        )
+    if not rows:
+        return []
+    return [
+        "### Per partner (simulation only; partners.json maps each label to its groups)",
+        markdown_table(rows, list(rows[0])),
+    ]
+
+
 def _extras(result: ExperimentResult) -> list[str]:
     """Sections for what ran after training: secure funnel, promotion gate, personalization."""
     sections = []
+    calibration = result.federation.model.calibration
+    if calibration is not None:
+        rows = [
+            {
+                "parameter": f"temperature, {head} head",
+                "value": getattr(calibration.temperatures, head),
+            }
+            for head in ("action", "convert")
+        ] + [
+            {"parameter": f"review cutoff, {decision}", "value": cutoff}
+            for decision, cutoff in calibration.cutoffs.items()
+        ]
+        sections += [
+            "## Calibration of the federated model (secure sums of partners' valid cases)",
+            f"Temperatures fitted on the summed NLL; each decision's review cutoff certified to "
+            f"be right ≥ {calibration.threshold:.2f} of the time on the summed counts (inf: no "
+            f"cutoff earns it, every such decision goes to review). The model file carries both.",
+            markdown_table(rows, ["parameter", "value"]),
+        ]
     federated_funnel = result.federation.funnel
     if federated_funnel is not None:
         rows = federated_funnel.funnel.as_rows()
+        forecast = "calibrated" if federated_funnel.calibrated else "uncalibrated"
         sections += [
             "## Federated funnel (SecAgg+ sum of partners' counts: no partner's own funnel seen)",
             markdown_table(rows, list(rows[0])),
+            f"Predicted vs actual conversion of the union's test sessions (secure sums; "
+            f"predicted: the {forecast} conversion probability at each session's first event):",
+            markdown_table([federated_funnel.conversion.row()], CONVERSION_COLUMNS),
+            *_partner_funnels(result),
         ]
     gate = result.federation.gate
     if gate is not None:
