@@ -92,12 +92,10 @@ class SessionDPSGD:
         for session_rows in batch:
             loss = loss_of(session_rows)
             grads = torch.autograd.grad(loss, params, allow_unused=True)
-            reached = [(t, g) for t, g in zip(total, grads, strict=True) if g is not None]
-            norm = torch.linalg.vector_norm(
-                torch.stack([torch.linalg.vector_norm(g) for _, g in reached])
+            summed, reached = zip(
+                *((t, g) for t, g in zip(total, grads, strict=True) if g is not None), strict=True
             )
-            factor = min(1.0, clip / (float(norm) + NORM_EPSILON))
-            for summed, grad in reached:
-                summed.add_(grad, alpha=factor)
+            norm = float(nn.utils.get_total_norm(reached))
+            torch._foreach_add_(summed, reached, alpha=min(1.0, clip / (norm + NORM_EPSILON)))
             losses.append(float(loss.detach()))
         return total, losses
