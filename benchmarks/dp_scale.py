@@ -160,16 +160,18 @@ def plain_row(sessions: list[Any], n_items: int, steps: int, seed: int) -> dict[
     }
 
 
-def noise_rows(rates: Sequence[float]) -> list[dict[str, Any]]:
-    """The noise multiplier for each target ε over the 10 x 3 run's steps at each rate."""
+def noise_rows(rates: Sequence[float], n_sessions: int, n_params: int) -> list[dict[str, Any]]:
+    """The noise multiplier for each target ε over the 10 x 3 run's steps at each rate, and the
+    norm of a step's noise on the mean gradient, σ·C·√P / (q·n), in clip norms C: the clipped
+    signal of a step is at most one C."""
     rows = []
     for rate in rates:
         steps = ROUNDS * LOCAL_EPOCHS * SessionDP(sample_rate=rate).steps_per_epoch
-        row: dict[str, Any] = {"q": rate, "steps": steps}
+        row: dict[str, Any] = {"q": rate, "sessions/step": rate * n_sessions, "steps": steps}
         for target in EPSILONS:
-            row[f"noise for ε={target:g}"] = noise_for_epsilon(
-                epsilon=target, sample_rate=rate, steps=steps, delta=DELTA
-            )
+            sigma = noise_for_epsilon(epsilon=target, sample_rate=rate, steps=steps, delta=DELTA)
+            row[f"σ for ε={target:g}"] = sigma
+            row[f"noise/C, ε={target:g}"] = sigma * n_params**0.5 / (rate * n_sessions)
         rows.append(row)
     return rows
 
@@ -196,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(rows[-1], file=sys.stderr, flush=True)
     for row in rows[1:]:
         row["DP/non-DP epoch"] = row["s/epoch"] / rows[0]["s/epoch"]
-    noise = noise_rows(sorted({*NOISE_RATES, *args.rates}))
+    n_params = sum(p.numel() for p in build_model("narm", n_items=n_items).network_.parameters())
+    noise = noise_rows(sorted({*NOISE_RATES, *args.rates}), len(sessions), n_params)
     load_after = os.getloadavg()
     columns = [*COLUMNS, "DP/non-DP epoch"]
     print_table(rows, columns, title=f"one partner of {PARTNERS} on full Diginetica, NARM")
@@ -207,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "threads": args.threads,
         "partner_sessions": len(sessions),
         "n_items": n_items,
+        "n_params": n_params,
         "load_before": load_before,
         "load_after": load_after,
         "rows": rows,

@@ -8,8 +8,8 @@ clips it to ``clip_norm`` and adds it to a running sum; then it adds Gaussian no
 
 Why a running sum, not Opacus's ``DPOptimizer``: that optimizer clips a stack of per-sample
 gradients ``[samples, *p.shape]``, so a step holds every sampled session's whole gradient at
-once. A partner of full Diginetica samples ~4,600 sessions a step at ``q = 0.25``, each with a
-gradient over the 43k x 64 item table: about 50 GB. Clipping each session's gradient as soon as
+once. A partner of full Diginetica samples ~4,200 sessions a step at ``q = 0.25``, each with a
+gradient over the 43k x 64 item table: about 48 GB. Clipping each session's gradient as soon as
 it exists keeps a step's memory at a few copies of the parameters, whatever ``q * n`` is.
 
 Why one backward pass per sampled session (the "microbatch of one" of Abadi et al. 2016) rather
