@@ -24,6 +24,8 @@ from typing import Any
 from common import plain, train_config
 
 from fedpath.federation.config import FederationConfig
+from fedpath.models.popularity import Popularity
+from fedpath.models.registry import model_class
 
 POLL_SECONDS = 0.5
 
@@ -82,11 +84,21 @@ def finish_meta(meta: dict[str, Any], started: float) -> dict[str, Any]:
 def gru4rec_federation(
     rounds: int, model_params: Mapping[str, Any] | None = None, **fields: Any
 ) -> FederationConfig:
-    """GRU4Rec as ``conf/model/gru4rec.yaml`` sets it (``model_params`` over that), federated
-    ``rounds`` rounds on the `fedpath train` protocol's prefix length; ``fields`` set the rest."""
-    cfg = train_config(["model=gru4rec"])
+    """GRU4Rec, the partner-count benchmarks' model, as ``federation_config`` sets it up."""
+    return federation_config("gru4rec", rounds, model_params, **fields)
+
+
+def federation_config(
+    model: str, rounds: int, model_params: Mapping[str, Any] | None = None, **fields: Any
+) -> FederationConfig:
+    """``model`` as ``conf/model/<model>.yaml`` sets it (``model_params`` over that), federated
+    ``rounds`` rounds on the `fedpath train` protocol's prefix length (count models by their
+    exact secure sum); ``fields`` set the rest."""
+    cfg = train_config([f"model={model}"])
     params = {**plain(cfg.model), **(model_params or {})}
     name = params.pop("name")
+    if issubclass(model_class(name), Popularity):
+        fields = {"strategy": "sum", **fields}
     return FederationConfig(
         model=name,
         model_params=params,

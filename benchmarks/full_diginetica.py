@@ -43,7 +43,7 @@ CENTRAL = "centralized (same data, same split)"
 LOCAL = "local-only, mean over partners' own test"
 
 
-def _row(model: str, setting: str, p20: float, mrr20: float, cases: int, source: str) -> dict:
+def table_row(model: str, setting: str, p20: float, mrr20: float, cases: int, source: str) -> dict:
     return {
         "model": model,
         "setting": setting,
@@ -64,7 +64,7 @@ def count_rows(path: Path) -> tuple[list[dict[str, Any]], bool]:
             if setting.startswith("federated") and not run["federated_equals_centralized"]:
                 continue
             rows.append(
-                _row(
+                table_row(
                     run["model"],
                     setting,
                     run["p@20_%"],
@@ -86,7 +86,7 @@ def neural_rows(paths: list[Path]) -> list[dict[str, Any]]:
                 else f"sampled softmax ({run['item_negatives']})"
             )
             rows.append(
-                _row(
+                table_row(
                     run["model"],
                     f"centralized, {run['epochs_run']} epochs, {layer}",
                     run["p@20_%"],
@@ -105,7 +105,7 @@ def simulation_rows(label: str, folder: Path) -> tuple[list[dict[str, Any]], dic
     by_system = {row["system"]: row for row in result["comparison"]}
     names = {FEDERATED: label, CENTRAL: "centralized (in the same simulation)", LOCAL: "local-only"}
     rows = [
-        _row(
+        table_row(
             result["model"],
             f"{names[system]} ({len(result['rounds'])} rounds)"
             if system == FEDERATED
@@ -180,7 +180,8 @@ def main() -> None:
         sim_rows, sims[label] = simulation_rows(label, Path(folder))
         rows += sim_rows
     rows += [
-        _row(name, "published", *figures, 60858, "papers") for name, figures in PUBLISHED.items()
+        table_row(name, "published", *figures, 60858, "papers")
+        for name, figures in PUBLISHED.items()
     ]
     verdicts = goals(rows, sims, exact)
     print_table(rows, COLUMNS, title="Full Diginetica: 60,858 test cases")

@@ -42,8 +42,8 @@ from typing import Any
 
 from common import RESULTS, data_source, plain, train_config
 from fedbench import (
+    federation_config,
     finish_meta,
-    gru4rec_federation,
     in_fresh_process,
     partner_count_parser,
     run_meta,
@@ -89,9 +89,11 @@ def settings_for(n_partners: int, labels: Sequence[str] | None = None) -> list[S
     return [s for s in every if labels is None or s.label in labels]
 
 
-def prepare_log(sessions: int) -> PreparedData:
-    """A `fedpath synth` log of ``sessions`` sessions under the benchmark protocol."""
-    cfg = train_config(["data=synthetic", f"data.n_sessions={sessions}"])
+def prepare_log(sessions: int, data: str = "synthetic") -> PreparedData:
+    """``data`` (``conf/data``) under the benchmark protocol; a `fedpath synth` log has
+    ``sessions`` sessions."""
+    size = [f"data.n_sessions={sessions}"] if data == "synthetic" else []
+    cfg = train_config([f"data={data}", *size])
     with tempfile.TemporaryDirectory() as run_dir:
         return prepare(data_source(cfg.data), ProtocolConfig(**plain(cfg.protocol)), Path(run_dir))
 
@@ -108,11 +110,13 @@ def federate(split: SplitDataset, n_partners: int, config: FederationConfig) -> 
 
 
 def measure(
-    data: PreparedData, n_partners: int, setting: Setting, rounds: int, repeat: int
+    data: PreparedData, n_partners: int, setting: Setting, rounds: int, repeat: int, model: str
 ) -> dict[str, Any]:
     """One setting in a fresh process; its fit and round times of rounds 2..R."""
     load = os.getloadavg()
-    config = gru4rec_federation(rounds, fraction_evaluate=FRACTION_EVALUATE, secagg=setting.secagg)
+    config = federation_config(
+        model, rounds, fraction_evaluate=FRACTION_EVALUATE, secagg=setting.secagg
+    )
     run = in_fresh_process(federate, data.split, n_partners, config)
     later = run["rounds"][1:]
     return {
@@ -206,6 +210,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=[s.label for s in settings_for(2)],
         help="fit steps to run (default: all four; plain is the denominator, keep it)",
     )
+    parser.add_argument(
+        "--data",
+        default="synthetic",
+        help="conf/data log (default synthetic; e.g. diginetica_full, taobao: real work)",
+    )
+    parser.add_argument("--model", default="gru4rec", help="conf/model model (default gru4rec)")
     return parser.parse_args(argv)
 
 
@@ -217,12 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     rounds = args.rounds or (QUICK_ROUNDS if args.quick else ROUNDS)
     repeats = args.repeats or (1 if args.quick else REPEATS)
     sessions = QUICK_SESSIONS if args.quick else SESSIONS
-    data = prepare_log(sessions)
+    data = prepare_log(sessions, args.data)
     runs = []
     for n_partners in sizes:
         for repeat in range(repeats):
             for setting in settings_for(n_partners, args.settings):
-                runs.append(measure(data, n_partners, setting, rounds, repeat))
+                runs.append(measure(data, n_partners, setting, rounds, repeat, args.model))
                 print(
                     f"{n_partners} partners, {setting.label}, repeat {repeat}: fit "
                     f"{statistics.median(runs[-1]['fit_seconds']):.2f} s (median of rounds "
@@ -233,14 +243,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = summarize(runs)
     parameters = runs[0]["parameters"]
     quick = " — QUICK" if args.quick else ""
-    title = (
-        f"SecAgg+ / plain fit time, GRU4Rec ({parameters:,} parameters), "
-        f"SYNTHETIC log ({sessions} sessions){quick}"
-    )
+    synthetic = args.data == "synthetic"
+    log = f"SYNTHETIC log ({sessions} sessions)" if synthetic else f"{args.data} (real)"
+    title = f"SecAgg+ / plain fit time, {args.model} ({parameters:,} numbers), {log}{quick}"
     print_table([table_row(r) for r in rows], COLUMNS, title=title)
     meta.update(
-        synthetic=True,
-        sessions=sessions,
+        synthetic=synthetic,
+        data=args.data,
+        model=args.model,
+        sessions=sessions if synthetic else None,
         train_sessions=len(data.split.train),
         items=data.split.n_items,
         parameters=parameters,
