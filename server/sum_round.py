@@ -13,11 +13,19 @@ from flwr.common import Context, Scalar
 from flwr.server import Grid
 from flwr.server.workflow import DefaultWorkflow
 
+from fedpath.federation.config import SecAggSettings
 from fedpath.server.app import run_rounds
 from fedpath.strategies.factory import StrategyWiring
 from fedpath.strategies.metrics import mean_train_loss
 from fedpath.strategies.recorder import RoundRecorder
-from fedpath.strategies.secure_sum import SecureSum
+from fedpath.strategies.secure_sum import SecureSum, count_scale
+from fedpath.strategies.workflow import build_workflow
+
+
+def sum_workflow(secagg: SecAggSettings, n_partners: int) -> tuple[int, DefaultWorkflow]:
+    """The count scale and workflow of a secure-sum round over ``n_partners``, weight 1 each."""
+    scale = count_scale(n_partners, secagg.modulus_range)
+    return scale, build_workflow(secagg, max_weight=1.0, sampled=n_partners, count_scale=scale)
 
 
 def secure_sum_round(

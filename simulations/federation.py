@@ -15,7 +15,6 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import numpy as np
-from flwr.server.workflow import DefaultWorkflow
 from flwr.simulation import run_simulation
 
 from fedpath.clients.app import build_client_app
@@ -38,6 +37,7 @@ from fedpath.server.app import AfterTraining, ServerOutcome, build_server_app
 from fedpath.server.calibration_round import CalibrationRound, FederatedCalibration
 from fedpath.server.funnel import FederatedFunnel, FunnelRound
 from fedpath.server.gate import GateDecision, GateRound
+from fedpath.server.sum_round import sum_workflow
 from fedpath.strategies.factory import sampled_partners
 from fedpath.strategies.meter import ByteMeter
 from fedpath.strategies.privacy_tracker import PrivacyTracker
@@ -239,7 +239,9 @@ def _calibration_round(config: FederationConfig, n_partners: int) -> Calibration
     """The calibration round, unless off or under DP (its sums would carry no noise)."""
     if not config.calibration or config.privacy.enabled:
         return None
-    return CalibrationRound(n_partners, *_sum_workflow(config, n_partners), config.review_threshold)
+    return CalibrationRound(
+        n_partners, *sum_workflow(config.secagg, n_partners), config.review_threshold
+    )
 
 
 def _funnel_round(
@@ -256,14 +258,7 @@ def _funnel_round(
     if channels is None:
         sessions = [*split.train, *split.valid, *split.test]
         channels = tuple(sorted({s.channel for s in sessions if s.channel is not None}))
-    return FunnelRound(channels, n_partners, *_sum_workflow(config, n_partners), calibration)
-
-
-def _sum_workflow(config: FederationConfig, n_partners: int) -> tuple[int, DefaultWorkflow]:
-    """The count scale and workflow of a secure-sum round over every partner, weight 1 each."""
-    scale = count_scale(n_partners, config.secagg.modulus_range)
-    workflow = build_workflow(config.secagg, max_weight=1.0, sampled=n_partners, count_scale=scale)
-    return scale, workflow
+    return FunnelRound(channels, n_partners, *sum_workflow(config.secagg, n_partners), calibration)
 
 
 def _gate_round(config: FederationConfig, spec: ModelSpec, n_partners: int) -> GateRound | None:
