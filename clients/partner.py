@@ -4,9 +4,10 @@ a real partner adds.
 * Its weight in the mean is capped at the contract's ``max_weight``: SecAgg+ scales an update by
   ``weight / max_weight`` before masking and overflows above 1, so a partner larger than the
   bound reports the bound (and says so in its log).
-* A publish round (``fedpath.server.deployed.publish``) carries the promoted model: the partner
-  files it in its local registry under the coordinator's version number and promotes it there,
-  where its prediction server picks it up; it then evaluates it like any round.
+* A publish round (``fedpath.server.deployed.publish``) carries the promoted model and its
+  calibration: the partner files it in its local registry under the coordinator's version
+  number and promotes it there, where its prediction server picks it up; it then evaluates it
+  like any round.
 * Differential privacy is the contract's (``federation.privacy`` in its own bundle), applied as
   the simulation applies it (``PartnerPrivacy``): session-level DP charges the partner's own
   ledger (in its work folder) before each round it trains and refuses a round past its budget;
@@ -30,9 +31,15 @@ from fedpath.clients.client import ClientSettings, PartnerClient
 from fedpath.clients.store import load_partner
 from fedpath.data.containers import Cases
 from fedpath.errors import ConfigError
-from fedpath.federation.keys import PUBLISH_CARD, PUBLISH_DECISION, PUBLISH_VERSION
+from fedpath.federation.keys import (
+    PUBLISH_CALIBRATION,
+    PUBLISH_CARD,
+    PUBLISH_DECISION,
+    PUBLISH_VERSION,
+)
 from fedpath.federation.layout import Bundle, load_bundle
 from fedpath.federation.registry import ModelRegistry
+from fedpath.models.calibration import Calibration
 from fedpath.privacy.dp.client import PartnerPrivacy
 from fedpath.privacy.keys import model_key
 
@@ -112,6 +119,8 @@ class DeployedPartner(PartnerClient):
         card = json.loads(str(config[PUBLISH_CARD]))
         model = self.spec.build()
         model.set_weights(self.spec.from_arrays(parameters))
+        if PUBLISH_CALIBRATION in config:  # fitted by the campaign's calibration round
+            model.calibration = Calibration.from_dict(json.loads(str(config[PUBLISH_CALIBRATION])))
         self.registry.register(
             model,
             campaign=card["campaign"],

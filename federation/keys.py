@@ -33,6 +33,10 @@ NLL_TASK = "calibration-nll"
 GATE_COUNTS_TASK = "calibration-gate-counts"
 TEMPERATURES = "temperatures"  # JSON {"action": T, "convert": T}; absent in a funnel = raw
 REVIEW_THRESHOLD = "review-threshold"
+# Under pair_cells: auto (server/pair_size_round.py): first each partner sends its number of
+# distinct observed pairs for the secure sum, then the count round carries the agreed PAIR_CELLS.
+PAIRS_TASK = "distinct-pairs"
+PAIR_CELLS = "pair-cells"
 
 # Server -> partner (evaluate config)
 EVAL_SPLIT = "eval-split"
@@ -49,3 +53,5 @@ N_ITEM_CASES = "n_item_cases"  # idem
 PUBLISH_VERSION = "publish-version"  # registry version number; absent = an ordinary evaluation
 PUBLISH_CARD = "publish-card"  # JSON: the version's card (campaign, round, lineage, metrics)
 PUBLISH_DECISION = "publish-decision"  # JSON: the champion / challenger decision that promoted it
+# JSON: the version's Calibration (temperatures, certified cutoffs), when it carries one
+PUBLISH_CALIBRATION = "publish-calibration"

@@ -101,14 +101,19 @@ def test_loopback_federation_trains_promotes_and_serves(markov_federation: Loopb
     assert (record["round"], record["participants"], record["dropped"]) == (1, [0, 1, 2], 0)
     run_log = next((loop.state / "logs").glob("run-c0001-*.log")).read_text()
     assert "Secure aggregation completed" in run_log
-    # ... the gate promoted the model, and every partner serves it
-    promoted = coordinator_registry(loop).promoted()
+    # ... the gate promoted the model, calibrated from secure sums, and every partner serves it
+    registry = coordinator_registry(loop)
+    promoted = registry.promoted()
     assert promoted is not None and promoted.decision["promoted"] is True
+    calibration = registry.load(promoted.version).calibration
+    assert calibration is not None and calibration.threshold == 0.85
     assert campaign["promoted"]["published_to"] == [0, 1, 2]
     for code, text in answers:
         assert code == 200, text
         body = json.loads(text)
         assert body["model_version"] == promoted.version
+        assert body["calibrated"] is True
+        assert body["cutoff_certified"] is True  # the decision's cutoff is the certified one
         assert 1 <= len(body["next_items"]) <= 5
         assert sum(body["next_action"].values()) == pytest.approx(1.0, abs=1e-5)
     assert "3 of 3 connected" in status and f"version {promoted.version}" in status

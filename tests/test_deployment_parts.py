@@ -30,12 +30,15 @@ from fedpath.data.hashing import ItemHasher
 from fedpath.errors import ConfigError
 from fedpath.federation.keys import (
     LOCAL_EPOCHS,
+    PUBLISH_CALIBRATION,
     PUBLISH_CARD,
     PUBLISH_DECISION,
     PUBLISH_VERSION,
     SERVER_ROUND,
 )
 from fedpath.federation.registry import ModelRegistry
+from fedpath.models.calibration import Calibration
+from fedpath.models.temperature import Temperatures
 from fedpath.privacy.keys import PSEUDONYM_KEY_ENV
 from fedpath.privacy.scan import opaque_files, scan_for_raw_ids
 from fedpath.server.deployed.coordinator import Coordinator, choose_campaign
@@ -173,11 +176,15 @@ def test_deployed_partner_installs_a_published_model_once(gru_partner: Path) -> 
     partner = load_deployed_partner(gru_partner)
     weights = partner.spec.to_arrays(partner.spec.initial_weights)
     card = {"campaign": "c0001", "round": 3, "config_hash": "h", "parent": 2, "metrics": {}}
+    calibration = Calibration(
+        Temperatures(action=0.5, convert=2.0), {"exit": 0.9, "action": math.inf}
+    )
     config = {
         SERVER_ROUND: 1,
         PUBLISH_VERSION: 3,
         PUBLISH_CARD: json.dumps(card),
         PUBLISH_DECISION: json.dumps({"promoted": True}),
+        PUBLISH_CALIBRATION: json.dumps(calibration.to_dict()),
     }
 
     # Execute
@@ -192,9 +199,10 @@ def test_deployed_partner_installs_a_published_model_once(gru_partner: Path) -> 
     assert registry.promoted().version == 3
     assert len((registry.root / "promotions.jsonl").read_text().splitlines()) == 1
     assert n > 0 and 0.0 <= loss <= 1.0 and metrics["partner"] == 0
-    loaded = registry.load(3).get_weights()
+    loaded = registry.load(3)
     for name, array in zip(partner.spec.names, weights, strict=True):
-        np.testing.assert_array_equal(loaded[name], array)
+        np.testing.assert_array_equal(loaded.get_weights()[name], array)
+    assert loaded.calibration == calibration  # served calibrated, with the certified cutoffs
 
 
 def test_deployed_partner_reports_at_most_the_contract_weight(gru_partner: Path) -> None:

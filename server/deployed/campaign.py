@@ -1,10 +1,12 @@
 """One training campaign of a deployed federation, as the ServerApp runs it: wait for partners,
-train the remaining rounds (checkpointing and registering each), let the champion / challenger
-gate decide, and publish the promoted model to every partner.
+train the remaining rounds (checkpointing and registering each), calibrate the campaign's model
+from secure sums of the partners' valid cases (``server/calibration_round.py``), let the
+champion / challenger gate decide, and publish the promoted model to every partner.
 
 A campaign is resumable at every step. Rounds restart after the last checkpointed one; the gate
 and the publication run again if the coordinator died during them (both are idempotent: the
-same decision on the same models, the same version handed out again).
+same decision on the same models, the same version handed out again); the calibration runs
+again only if the registered model does not carry one yet.
 
 Under the contract's differential privacy the strategy is the simulation's (partner-level DP
 wrapped by ``federation_strategy``, every partner weighing 1), and a ``PrivacyTracker`` reads
@@ -33,6 +35,7 @@ from fedpath.federation.registry import ModelRegistry
 from fedpath.privacy.dp.report import PrivacyReport, PrivacyRound
 from fedpath.privacy.keys import model_key
 from fedpath.server.app import await_partners, run_rounds
+from fedpath.server.calibration_round import CalibrationRound
 from fedpath.server.deployed.checkpoint import (
     Checkpoint,
     CheckpointEachRound,
@@ -43,6 +46,7 @@ from fedpath.server.deployed.publish import publish
 from fedpath.server.deployed.settings import NODE_IDS, CoordinatorSettings, registered_nodes
 from fedpath.server.deployed.status import CAMPAIGN, write_status
 from fedpath.server.gate import GateRound
+from fedpath.server.sum_round import sum_workflow
 from fedpath.strategies.factory import sampled_partners
 from fedpath.strategies.meter import ByteMeter, payload_bytes
 from fedpath.strategies.privacy_tracker import PrivacyTracker
@@ -114,6 +118,7 @@ class Campaign:
                 extra={"event": "training", "from_round": checkpoint.round + 1},
             )
             checkpoint = self._train(grid, context, checkpoint)
+        self._calibrate(grid, context, checkpoint)
         self._status(state="gating")
         promoted_version, decision = self._gate(grid, context, checkpoint)
         if promoted_version is None:
@@ -330,7 +335,46 @@ class Campaign:
         promoted = self.registry.promoted()
         return promoted.version if promoted and self.settings.warm_start else None
 
-    # ----------------------------------------------------------------- gate and publication
+    # ------------------------------------------------------- calibration, gate, publication
+    def _calibrate(self, grid: Grid, context: Context, checkpoint: Checkpoint) -> None:
+        """Fit the campaign's model's temperatures and review cutoffs on the partners' valid
+        cases (secure sums only) and register it again with them, under the same version.
+        Skipped when off, under differential privacy (its noise does not cover these sums),
+        and when the registered model already carries a calibration (a resumed campaign)."""
+        candidate = self.registry.find(checkpoint.campaign, checkpoint.round)
+        if not self.config.calibration or self.config.privacy.enabled or candidate is None:
+            return
+        model = self.registry.load(candidate.version)
+        if model.calibration is not None:
+            return
+        self._status(state="calibrating")
+        scale, workflow = sum_workflow(self.config.secagg, len(self.settings.workspace.partners))
+        step = CalibrationRound(
+            self.settings.min_partners, scale, workflow, self.config.review_threshold
+        )
+        step(grid, context, checkpoint.weights)
+        if step.result is None:
+            raise FedpathError(
+                f"the calibration of campaign {checkpoint.campaign}'s model must complete, got "
+                "no result; see the partners' errors above"
+            )
+        model.calibration = step.result.calibration
+        self.registry.register(
+            model,
+            campaign=candidate.campaign,
+            round=candidate.round,
+            config_hash=candidate.config_hash,
+            parent=candidate.parent,
+            metrics=candidate.metrics,
+        )
+        log.info(
+            "calibrated version %d: temperatures %s, cutoffs %s",
+            candidate.version,
+            model.calibration.temperatures,
+            model.calibration.cutoffs,
+            extra={"event": "calibrated", **model.calibration.to_dict()},
+        )
+
     def _gate(
         self, grid: Grid, context: Context, checkpoint: Checkpoint
     ) -> tuple[int | None, dict[str, Any]]:
@@ -377,15 +421,16 @@ class Campaign:
         self, grid: Grid, context: Context, version: int, decision: dict[str, Any]
     ) -> None:
         card = self.registry.get(version)
-        arrays = self.spec.to_arrays(self.registry.load(version).get_weights())
+        model = self.registry.load(version)
         record = publish(
             grid,
             context,
             card=card,
             decision=decision,
-            arrays=arrays,
+            arrays=self.spec.to_arrays(model.get_weights()),
             min_partners=self.settings.min_partners,
             split=self.config.gate.split,
+            calibration=model.calibration,
         )
         reason = "promoted by this campaign" if decision.get("promoted") else "kept by the gate"
         self._status(

@@ -23,25 +23,33 @@ from flwr.server.workflow import DefaultWorkflow
 
 from fedpath.federation.keys import (
     EVAL_SPLIT,
+    PUBLISH_CALIBRATION,
     PUBLISH_CARD,
     PUBLISH_DECISION,
     PUBLISH_VERSION,
     SERVER_ROUND,
 )
 from fedpath.federation.registry import ModelVersion
+from fedpath.models.calibration import Calibration
 from fedpath.server.app import run_rounds
 from fedpath.strategies.factory import StrategyWiring
 from fedpath.strategies.metrics import pooled_eval_metrics
 from fedpath.strategies.recorder import RoundRecord, RoundRecorder
 
 
-def publish_config(card: ModelVersion, decision: dict[str, Any]) -> dict[str, Scalar]:
-    """What a partner needs besides the weights to file the version exactly as registered."""
-    return {
+def publish_config(
+    card: ModelVersion, decision: dict[str, Any], calibration: Calibration | None = None
+) -> dict[str, Scalar]:
+    """What a partner needs besides the weights to file the version exactly as registered,
+    and to answer with the same calibrated probabilities and review cutoffs."""
+    config: dict[str, Scalar] = {
         PUBLISH_VERSION: card.version,
         PUBLISH_CARD: json.dumps(asdict(card)),
         PUBLISH_DECISION: json.dumps(decision, default=str),
     }
+    if calibration is not None:
+        config[PUBLISH_CALIBRATION] = json.dumps(calibration.to_dict())
+    return config
 
 
 def _no_training(_: Grid, __: Context) -> None:
@@ -57,11 +65,16 @@ def publish(
     arrays: list[np.ndarray],
     min_partners: int,
     split: str,
+    calibration: Calibration | None = None,
 ) -> RoundRecord:
     """Send ``arrays`` (version ``card``) to every connected partner; their scores come back."""
 
     def evaluate_config(server_round: int) -> dict[str, Scalar]:
-        return {SERVER_ROUND: server_round, EVAL_SPLIT: split, **publish_config(card, decision)}
+        return {
+            SERVER_ROUND: server_round,
+            EVAL_SPLIT: split,
+            **publish_config(card, decision, calibration),
+        }
 
     wiring = StrategyWiring(
         n_partners=min_partners,
