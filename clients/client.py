@@ -34,6 +34,8 @@ from fedpath.federation.keys import (
     LOCAL_EPOCHS,
     N_ITEM_CASES,
     NLL_TASK,
+    PAIR_CELLS,
+    PAIRS_TASK,
     PARTNER,
     PROXIMAL_MU,
     REVIEW_THRESHOLD,
@@ -46,6 +48,7 @@ from fedpath.federation.keys import (
 from fedpath.federation.spec import ModelSpec
 from fedpath.metrics.funnel import conversion_sums, path_funnel_counts
 from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD, NextStepModel, Predictions
+from fedpath.models.pairs import PairCountModel
 from fedpath.models.temperature import Temperatures
 from fedpath.privacy.dp.budget import SESSION_EPSILON
 from fedpath.privacy.dp.counts import encode_signed_counts
@@ -55,7 +58,7 @@ if TYPE_CHECKING:
     from fedpath.privacy.dp.client import PartnerPrivacy
 
 EVAL_SPLITS = ("valid", "test")
-SUM_TASKS = (FUNNEL_TASK, NLL_TASK, GATE_COUNTS_TASK)  # the secure sums after training
+SUM_TASKS = (PAIRS_TASK, FUNNEL_TASK, NLL_TASK, GATE_COUNTS_TASK)  # secure sums around training
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ class PartnerClient(NumPyClient):
             return self._funnel(parameters, config)
         if task in (NLL_TASK, GATE_COUNTS_TASK):
             return self._calibration(parameters, config)
+        if task == PAIRS_TASK:
+            return self._distinct_pairs(config)
         if task != TRAIN_TASK:
             raise ValueError(f"{TASK} must be one of {(TRAIN_TASK, *SUM_TASKS)}, got {task!r}")
         server_round = int(config[SERVER_ROUND])
@@ -140,7 +145,7 @@ class PartnerClient(NumPyClient):
         if self.spec.is_count:
             model = self.spec.build()
             model.fit(train if session is None else session.count_cases(train))
-            counts = self.spec.to_arrays(model.get_weights())
+            counts = self.spec.to_arrays(model.get_weights(), pair_cells=self._pair_cells(config))
             scale = int(config[COUNT_SCALE])
             if session is None:
                 return encode_counts(counts, scale), 1, metrics
@@ -160,6 +165,26 @@ class PartnerClient(NumPyClient):
             metrics[TRAIN_LOSS] = losses[-1]
         weight = len(train) if privacy is None else 1
         return self.spec.to_arrays(model.get_weights()), weight, metrics
+
+    def _pair_cells(self, config: dict[str, Scalar]) -> int | None:
+        """The sketch size the server agreed for this sum (``pair_cells: auto``), else None."""
+        if not self.spec.sized_by_run:
+            return None
+        if PAIR_CELLS not in config:
+            raise ValueError(
+                f"a count round under pair_cells: auto must carry {PAIR_CELLS!r} (the size "
+                f"the {PAIRS_TASK!r} round agreed), got config keys {sorted(config)}"
+            )
+        return int(config[PAIR_CELLS])
+
+    def _distinct_pairs(self, config: dict[str, Scalar]) -> tuple[NDArrays, int, dict[str, Scalar]]:
+        """This partner's number of distinct observed pairs, for the secure sum that sizes the
+        pair sketch; the server learns only the partners' total."""
+        model = self.spec.build()
+        assert isinstance(model, PairCountModel)  # the server asks only under pair_cells: auto
+        model.fit(self.cases["train"])
+        pairs = model.pair_counts().nnz
+        return encode_fixed(np.array([pairs]), int(config[COUNT_SCALE])), 1, {PARTNER: self.partner}
 
     def _funnel(
         self, parameters: NDArrays, config: dict[str, Scalar]

@@ -23,12 +23,17 @@ from fedpath.privacy.dp.config import PrivacySettings, check_combination
 
 # Protocol keys the contract sets itself: the item space is the contract's, never a partner's.
 RESERVED_PROTOCOL_KEYS = ("item_buckets", "item_key_path", "max_prefix_length")
+# A deployed campaign runs no sizing round, so ``pair_cells: auto`` sends the dense
+# item_buckets² table; above this many entries (the fixed default's former payload, 4 · 2**22)
+# the contract must name an integer pair_cells instead.
+DENSE_AUTO_LIMIT = 4 * 2**22
 
 
 def require_dense_pairs(privacy: PrivacySettings, spec: ModelSpec) -> None:
     """Session-level DP noises every cell of a count model's pair table, observed or not, so
-    the table must travel dense, not as a sketch (``fedpath.federation.pair_wire``)."""
-    if privacy.session is None or not spec.is_count:
+    the table must travel dense, not as a sketch (``fedpath.federation.pair_wire``); under
+    ``pair_cells: auto`` a private run sends it dense (``ModelSpec.with_dense_pairs``)."""
+    if privacy.session is None or not spec.is_count or spec.sized_by_run:
         return
     wire = spec.pair_wire
     if wire is not None and wire.sketched:
@@ -85,7 +90,7 @@ class FederationContract:
                 f"federation.model must be one of {sorted(MODELS)}, got {self.model!r}"
             )
         self.protocol_config(item_key_path=None)  # validates the protocol keys now
-        privacy, spec = self.privacy_settings(), self.model_spec()
+        privacy, spec = self.privacy_settings(), self._declared_spec()
         check_combination(
             privacy,
             secagg=self.secagg,
@@ -94,6 +99,12 @@ class FederationContract:
             funnel=False,  # a deployed campaign runs no funnel round
         )
         require_dense_pairs(privacy, spec)
+        if spec.sized_by_run and self.item_buckets**2 > DENSE_AUTO_LIMIT:
+            raise ConfigError(
+                f"federation.model_params.pair_cells must be an integer for {self.item_buckets} "
+                f"item_buckets: a deployed campaign runs no sizing round, so 'auto' sends the "
+                f"dense {self.item_buckets}² table, above {DENSE_AUTO_LIMIT} entries"
+            )
 
     def privacy_settings(self) -> PrivacySettings:
         """The campaigns' differential privacy; ``enabled`` is False when the contract has none."""
@@ -103,7 +114,12 @@ class FederationContract:
             raise ConfigError(f"federation.privacy: {error}") from None
 
     def model_spec(self) -> ModelSpec:
-        """The model both sides build: one embedding row per item bucket."""
+        """The model both sides build: one embedding row per item bucket; a pair table under
+        ``pair_cells: auto`` travels dense (no sizing round runs in a deployed campaign)."""
+        spec = self._declared_spec()
+        return spec.with_dense_pairs() if spec.sized_by_run else spec
+
+    def _declared_spec(self) -> ModelSpec:
         return ModelSpec(self.model, self.item_buckets, dict(self.model_params), self.seed)
 
     def protocol_config(self, *, item_key_path: Any) -> ProtocolConfig:

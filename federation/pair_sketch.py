@@ -19,7 +19,8 @@ returns a wrong table silently (a mixed cell passes the tests with probability a
 
 Peeling succeeds with high probability while the distinct pairs of the union stay below about
 ``cells / 1.23`` (K = 3, the 2-core threshold); the payload is ``FIELDS · cells`` integers,
-sized by the partners' data (the union's distinct pairs), not by items².
+sized by the partners' data (the union's distinct pairs), not by items². ``cells_for`` turns a
+bound on those pairs into a size with headroom (``pair_cells: auto``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from fedpath.errors import FedpathError
 
 K = 3  # subtables: each pair lands in one cell of each
 FIELDS = 4  # count, Σ count·a, Σ count·b, Σ count·check
+PEEL_THRESHOLD = 1.23  # cells per distinct pair below which K = 3 peeling starts to fail
+HEADROOM = 1.5  # sized cells per pair, over the threshold: margin for the small sizes' spread
+MIN_WIDTH = 1024  # cells per subtable at least, so a tiny log still gets a sketch that peels
 PRIME = 2_097_143  # 2**21 - 9: every secure-sum scale up to 1,000 partners (2**21) holds a residue
 _SALTS = np.array(
     [0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, 0xD6E8FEB86659FD93],
@@ -81,6 +85,16 @@ def sketch_shape(cells: int) -> tuple[int, int, int]:
     if cells < K:
         raise ValueError(f"cells must be >= {K}, got {cells}")
     return (FIELDS, K, cells // K)
+
+
+def cells_for(pairs: int) -> int:
+    """The cells of a sketch for at most ``pairs`` distinct pairs: ``K`` subtables of a power of
+    two cells each, at least ``HEADROOM · PEEL_THRESHOLD`` cells a pair and ``K · MIN_WIDTH`` in
+    all (so 1.85 to 3.7 cells a pair above the floor)."""
+    if pairs < 0:
+        raise ValueError(f"pairs must be >= 0, got {pairs}")
+    needed = -(-int(HEADROOM * PEEL_THRESHOLD * pairs) // K)  # cells per subtable, rounded up
+    return K * max(MIN_WIDTH, 1 << max(needed - 1, 0).bit_length())
 
 
 def encode(a: np.ndarray, b: np.ndarray, counts: np.ndarray, cells: int) -> np.ndarray:

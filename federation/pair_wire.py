@@ -1,14 +1,15 @@
 """How a pair-count model's sparse table crosses the wire: one fixed shape all partners agree on.
 
 A secure sum adds fixed-length vectors, so the table is sent as whichever of two layouts is
-smaller for the catalogue, decided from public values only (``n_items``, ``pair_cells``):
+smaller, decided from public values only (``n_items`` and the sketch's ``cells``: the model's
+``pair_cells``, or under ``pair_cells: auto`` the size a run agreed, ``ModelSpec.sized``):
 
 * ``dense``: the [V, V] table itself, V² integers; every pair has its own entry, which is also
   what session DP needs (noise must cover every pair, observed or not);
-* ``sketch``: the linear sketch of ``fedpath.federation.pair_sketch``, ``4 · pair_cells``
-  integers whatever V, which decodes to the exact summed table (or refuses).
+* ``sketch``: the linear sketch of ``fedpath.federation.pair_sketch``, ``4 · cells`` integers
+  whatever V, which decodes to the exact summed table (or refuses).
 
-Dense is chosen when V² ≤ 4 · pair_cells. Either way the coordinator and the partners decode the
+Dense is chosen when V² ≤ 4 · cells. Either way the coordinator and the partners decode the
 same sum to the same canonical CSR, so federated equals centralized array for array.
 """
 
@@ -26,9 +27,10 @@ from fedpath.models.pairs import PARTS, PairCountModel, canonical_csr
 class PairWire:
     """The wire layout of one pair-count model's table."""
 
-    def __init__(self, model: PairCountModel) -> None:
+    def __init__(self, model: PairCountModel, cells: int) -> None:
         self.model = model
-        self.sketched = model.n_items * model.n_items > FIELDS * model.pair_cells
+        self.cells = cells
+        self.sketched = model.n_items * model.n_items > FIELDS * cells
         self.name = f"{model.pair_name}.sketch" if self.sketched else model.pair_name
         self._parts = [f"{model.pair_name}.{part}" for part in PARTS]
 
@@ -42,7 +44,7 @@ class PairWire:
             wire[self.name] = matrix.toarray().astype(np.int64)  # [V, V]
             return wire
         coo = matrix.tocoo()
-        wire[self.name] = encode(coo.row, coo.col, coo.data, self.model.pair_cells)
+        wire[self.name] = encode(coo.row, coo.col, coo.data, self.cells)
         return wire
 
     def decode(self, wire: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

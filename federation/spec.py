@@ -5,21 +5,28 @@ partners derive the order (sorted names) and the dtypes from the same fresh mode
 that crosses the wire always maps back onto the right names. A pair-count model's sparse table
 travels in a fixed layout (``fedpath.federation.pair_wire``), so every partner's list has the
 same shapes whatever it observed.
+
+Under ``pair_cells: auto`` the layout's size is not in the config but agreed by the run (a
+secure sum of the partners' distinct pairs, ``server/pair_size_round.py``): the partners encode
+the summed round at the size the server sends (``to_arrays(..., pair_cells=)``), a single table
+sent on its own (a champion, a published model) is sized by its own pairs, and a receiver reads
+the size off the arrays' public shapes (``from_arrays``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from fedpath.data.cases import expand_prefixes
+from fedpath.federation.pair_sketch import FIELDS, K, cells_for
 from fedpath.federation.pair_wire import PairWire
 from fedpath.models.base import NextStepModel
-from fedpath.models.pairs import PairCountModel
+from fedpath.models.pairs import AUTO, PairCountModel
 from fedpath.models.popularity import Popularity
 from fedpath.models.registry import build_model, model_class
 
@@ -58,10 +65,43 @@ class ModelSpec:
         return model.get_weights()
 
     @cached_property
+    def _pair_model(self) -> PairCountModel | None:
+        model = self.build() if self.is_count else None
+        return model if isinstance(model, PairCountModel) else None
+
+    @property
+    def sized_by_run(self) -> bool:
+        """Whether the pair table's wire size is agreed by each run: ``pair_cells: auto``, on a
+        catalogue whose dense table is larger than the smallest sketch (else it is sent dense)."""
+        model = self._pair_model
+        return (
+            model is not None
+            and model.pair_cells == AUTO
+            and self.n_items**2 > FIELDS * cells_for(0)
+        )
+
+    def sized(self, cells: int) -> ModelSpec:
+        """This spec with a pair sketch of ``cells`` cells (the dense table if that is smaller):
+        the size a run agreed, as one more public value of it."""
+        return replace(self, params={**self.params, "pair_cells": cells})
+
+    def with_dense_pairs(self) -> ModelSpec:
+        """This spec with the pair table sent dense, whatever the data (what session DP needs)."""
+        return self.sized(max(-(-(self.n_items**2) // FIELDS), K))
+
+    @cached_property
     def pair_wire(self) -> PairWire | None:
         """The wire layout of the model's pair table; None for a model without one."""
-        model = self.build()
-        return PairWire(model) if isinstance(model, PairCountModel) else None
+        model = self._pair_model
+        if model is None:
+            return None
+        if self.sized_by_run:
+            raise ValueError(
+                f"pair_cells must be sized before the {self.name!r} table has a wire layout, "
+                f"got {AUTO!r}: use ModelSpec.sized"
+            )
+        # auto on a small catalogue: the smallest sketch is larger than the dense table
+        return PairWire(model, cells_for(0) if model.pair_cells == AUTO else model.pair_cells)
 
     @cached_property
     def _wire_template(self) -> dict[str, np.ndarray]:
@@ -75,13 +115,39 @@ class ModelSpec:
         """The wire arrays' names, in the order Flower's list holds them."""
         return sorted(self._wire_template)
 
-    def to_arrays(self, weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        """Named weights as Flower's ordered list (a pair table in its wire layout)."""
+    def to_arrays(
+        self, weights: Mapping[str, np.ndarray], *, pair_cells: int | None = None
+    ) -> list[np.ndarray]:
+        """Named weights as Flower's ordered list (a pair table in its wire layout).
+
+        Under ``pair_cells: auto``, ``pair_cells`` is the size the run agreed for a sum of
+        partners' tables; without it the table is sized by its own distinct pairs (a table sent
+        on its own, never summed)."""
+        if self.sized_by_run:
+            assert self._pair_model is not None
+            if pair_cells is None:
+                pair_cells = cells_for(len(weights[f"{self._pair_model.pair_name}.data"]))
+            return self.sized(pair_cells).to_arrays(weights)
         wire = self._to_wire(weights)
         return [np.asarray(wire[name]) for name in self.names]
 
+    def _sized_as(self, arrays: Sequence[np.ndarray]) -> ModelSpec:
+        """An auto-sized spec with the size ``arrays`` were sent at: a sketch's cells are in its
+        shape [FIELDS, K, cells // K], which every receiver sees; otherwise the dense table."""
+        probe = self.sized(K)  # the smallest sketch: sketched unless the catalogue is tiny
+        assert probe.pair_wire is not None
+        if probe.pair_wire.sketched:
+            shape = dict(zip(probe.names, map(np.shape, arrays), strict=False)).get(
+                probe.pair_wire.name, ()
+            )
+            if len(shape) == 3 and shape[:2] == (FIELDS, K):
+                return self.sized(K * shape[2])
+        return self.with_dense_pairs()
+
     def from_arrays(self, arrays: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         """Flower's ordered list (e.g. a secure sum) back to the model's named weights."""
+        if self.sized_by_run:
+            return self._sized_as(arrays).from_arrays(arrays)
         if len(arrays) != len(self.names):
             raise ValueError(
                 f"weights must be {len(self.names)} arrays for {self.name!r}, got {len(arrays)}"

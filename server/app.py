@@ -21,6 +21,8 @@ REGISTRATION_POLL_S = 0.2
 # A step the server runs once training is done, given the final global arrays (the federated
 # funnel, the champion / challenger gate); it keeps its own result.
 AfterTraining = Callable[[Grid, Context, list[np.ndarray]], None]
+# A step the server runs before training, on the same partners (the pair sketch's sizing).
+BeforeTraining = Callable[[Grid, Context], None]
 
 
 @dataclass
@@ -65,19 +67,22 @@ def build_server_app(
     n_partners: int,
     outcome: ServerOutcome,
     after: Sequence[AfterTraining] = (),
+    before: Sequence[BeforeTraining] = (),
     meter: ByteMeter | None = None,
     registration_timeout: float = 300.0,
 ) -> ServerApp:
     """A ``ServerApp`` that waits for every partner, runs the rounds and fills ``outcome``.
 
-    ``meter`` counts the training rounds' bytes; the ``after`` steps then run in order on the
-    same partners, each an extra round that is not counted as training.
+    The ``before`` steps run first; ``meter`` counts the training rounds' bytes; the ``after``
+    steps then run in order on the same partners, each an extra round not counted as training.
     """
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         await_partners(grid, n_partners, registration_timeout)
+        for first in before:
+            first(grid, context)
         training_grid = grid if meter is None else meter.wrap(grid)
         outcome.weights = run_rounds(training_grid, context, strategy, workflow, rounds)
         for step in after:

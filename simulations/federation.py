@@ -37,6 +37,7 @@ from fedpath.server.app import AfterTraining, ServerOutcome, build_server_app
 from fedpath.server.calibration_round import CalibrationRound, FederatedCalibration
 from fedpath.server.funnel import FederatedFunnel, FunnelRound
 from fedpath.server.gate import GateDecision, GateRound
+from fedpath.server.pair_size_round import PairSizeRound
 from fedpath.server.sum_round import sum_workflow
 from fedpath.strategies.factory import sampled_partners
 from fedpath.strategies.meter import ByteMeter
@@ -66,6 +67,7 @@ class FederationResult:
     calibration: FederatedCalibration | None = None  # with config.calibration, without DP
     gate: GateDecision | None = None  # with config.gate.enabled
     privacy: PrivacyReport | None = None  # with config.privacy.enabled: ε per round, refusals
+    pair_size: PairSizeRound | None = None  # under pair_cells: auto: the agreed sketch size
 
 
 def run_federation(
@@ -86,6 +88,9 @@ def run_federation(
     partners = list(partitions)
     spec = ModelSpec(config.model, split.n_items, dict(config.model_params), config.seed)
     _check(config, spec, split, partners)
+    if spec.sized_by_run and config.privacy.enabled:
+        spec = spec.with_dense_pairs()  # DP's noise covers every pair; no un-noised size sum
+    sizing = _pair_size_round(config, spec, len(partners))
     scale = count_scale(len(partners), config.secagg.modulus_range) if spec.is_count else None
     calibration = _calibration_round(config, len(partners))
     funnel = _funnel_round(config, split, len(partners), calibration)
@@ -100,7 +105,9 @@ def run_federation(
         train_sizes = _store(Path(folder), partners, config.max_len)
         meter = ByteMeter()
         weights = spec.to_arrays(spec.initial_weights)
-        strategy = federation_strategy(config, weights, len(partners), scale)
+        strategy = federation_strategy(
+            config, weights, len(partners), scale, None if sizing is None else sizing.agreed_cells
+        )
         if privacy is not None:
             report = PrivacyReport(config.privacy, privacy.sampled / len(partners))
             strategy = PrivacyTracker(strategy, report)
@@ -132,6 +139,7 @@ def run_federation(
                 n_partners=len(partners),
                 outcome=outcome,
                 after=after,
+                before=[] if sizing is None else [sizing],
                 meter=meter,
             ),
             client_app=build_client_app(settings, secagg=config.secagg.enabled),
@@ -167,6 +175,7 @@ def run_federation(
         calibration=None if calibration is None else calibration.result,
         gate=None if gate is None else gate.result,
         privacy=report,
+        pair_size=sizing,
     )
 
 
@@ -233,6 +242,15 @@ def _fault_plan(config: FederationConfig, n_partners: int) -> FaultPlan:
         attack=faults.attack,
         factor=faults.attack_factor,
     )
+
+
+def _pair_size_round(
+    config: FederationConfig, spec: ModelSpec, n_partners: int
+) -> PairSizeRound | None:
+    """The secure sum that sizes the pair sketch, for a pair-count model under ``auto``."""
+    if not spec.sized_by_run:
+        return None
+    return PairSizeRound(n_partners, *sum_workflow(config.secagg, n_partners))
 
 
 def _calibration_round(config: FederationConfig, n_partners: int) -> CalibrationRound | None:

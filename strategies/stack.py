@@ -7,12 +7,20 @@ campaign trains exactly as its simulation did; that wiring is written once here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from flwr.common import Scalar
 from flwr.server.strategy import Strategy
 
 from fedpath.federation.config import FederationConfig
-from fedpath.federation.keys import COUNT_SCALE, EVAL_SPLIT, LOCAL_EPOCHS, SERVER_ROUND
+from fedpath.federation.keys import (
+    COUNT_SCALE,
+    EVAL_SPLIT,
+    LOCAL_EPOCHS,
+    PAIR_CELLS,
+    SERVER_ROUND,
+)
 from fedpath.strategies.factory import StrategyWiring, build_strategy
 from fedpath.strategies.metrics import mean_train_loss, pooled_eval_metrics
 
@@ -22,17 +30,21 @@ def federation_strategy(
     initial_weights: list[np.ndarray],
     n_partners: int,
     scale: int | None,
+    pair_cells: Callable[[], int] | None = None,
 ) -> Strategy:
     """``config``'s strategy over ``n_partners`` (the number Flower waits for before round 1).
 
-    ``scale`` is the secure count sum's scale for a count model (None for a neural one); partner
-    level DP wraps the strategy where ``config.privacy`` enables it.
+    ``scale`` is the secure count sum's scale for a count model (None for a neural one);
+    ``pair_cells`` gives the pair sketch's size the run agreed before training, under
+    ``pair_cells: auto``; partner level DP wraps the strategy where ``config.privacy`` enables it.
     """
 
     def fit_config(server_round: int) -> dict[str, Scalar]:
         values: dict[str, Scalar] = {SERVER_ROUND: server_round, LOCAL_EPOCHS: config.local_epochs}
         if scale is not None:
             values[COUNT_SCALE] = scale
+        if pair_cells is not None:
+            values[PAIR_CELLS] = pair_cells()
         return values
 
     def evaluate_config(server_round: int) -> dict[str, Scalar]:

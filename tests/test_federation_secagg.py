@@ -80,7 +80,8 @@ def test_count_model_federated_equals_centralized_bit_for_bit(rees46, model, sec
         rounds=2,
         secagg=SecAggSettings(enabled=secagg, timeout=120),
     )
-    assert ModelSpec(model, rees46.n_items, params).pair_wire.sketched == (pair_cells is not None)
+    spec = ModelSpec(model, rees46.n_items, params)
+    assert spec.sized_by_run == (pair_cells is None)
     central = build_model(model, n_items=rees46.n_items)
     central.fit(expand_prefixes(rees46.train))
     # Execute

@@ -8,7 +8,8 @@ Weights stay named numpy arrays: the CSR's canonical form (sorted indices, no du
 entry) as ``<pairs>.indptr`` [V + 1] int64, ``<pairs>.indices`` [nnz] int32 and ``<pairs>.data``
 [nnz] int64, so two models with the same counts have identical arrays. They are not additive
 array by array; a federation sums the table through a fixed-size wire layout
-(``fedpath.federation.spec``), of ``pair_cells`` cells, which the model only carries.
+(``fedpath.federation.spec``), of ``pair_cells`` cells, which the model only carries: an
+integer, or ``"auto"`` for the size a federation agrees from its partners' data.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fedpath.data.containers import Cases
 from fedpath.models.popularity import Popularity
 
 PARTS = ("indptr", "indices", "data")
+AUTO = "auto"  # pair_cells: sized by the run from its partners' distinct pairs
 
 
 def canonical_csr(
@@ -42,9 +44,18 @@ class PairCountModel(Popularity):
     pair_name: str = ""
 
     def __init__(
-        self, *, n_items: int, seed: int = 0, smoothing: float = 1.0, pair_cells: int = 2**22
+        self,
+        *,
+        n_items: int,
+        seed: int = 0,
+        smoothing: float = 1.0,
+        pair_cells: int | str = AUTO,
     ) -> None:
         super().__init__(n_items=n_items, seed=seed, smoothing=smoothing)
+        if pair_cells != AUTO and (
+            isinstance(pair_cells, bool) or not isinstance(pair_cells, int) or pair_cells < 3
+        ):
+            raise ValueError(f"pair_cells must be {AUTO!r} or an integer >= 3, got {pair_cells!r}")
         self.pair_cells = pair_cells
 
     def _pairs(self, cases: Cases) -> sparse.csr_matrix:
