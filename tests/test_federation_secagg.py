@@ -30,12 +30,13 @@ from fedpath.clients.app import build_client_app
 from fedpath.clients.client import ClientSettings, PartnerClient
 from fedpath.clients.store import load_partner, save_partner
 from fedpath.data.cases import expand_prefixes
-from fedpath.data.containers import SplitDataset
+from fedpath.data.containers import Partner, SplitDataset
 from fedpath.data.loader import load_events
 from fedpath.data.protocol import ProtocolConfig, apply_protocol
 from fedpath.evaluate import evaluate
 from fedpath.federation.config import FederationConfig, SecAggSettings
 from fedpath.federation.keys import LOCAL_EPOCHS, SERVER_ROUND
+from fedpath.federation.pair_sketch import FIELDS, cells_for
 from fedpath.federation.spec import ModelSpec
 from fedpath.models.registry import build_model
 from fedpath.server.app import ServerOutcome, await_partners, run_rounds
@@ -61,13 +62,14 @@ def _natural_partners(split: SplitDataset) -> list:
 @pytest.mark.parametrize(
     ("model", "secagg", "pair_cells"),
     [
+        # auto: 232² = 53,824 table entries > 4 · 3,072, the smallest sketch: sized by the data
         ("markov", True, None),
         # 232² = 53,824 table entries > 4 · 12,000 sketch values: the table travels as a sketch
         ("markov", True, 12_000),
         # secagg=off only swaps Flower's plain fit step in; slow-marked to keep the suite short
         pytest.param("cooccurrence", False, None, marks=pytest.mark.slow),
     ],
-    ids=["secagg", "secagg-sketch", "plain"],
+    ids=["secagg-auto", "secagg-sketch", "plain"],
 )
 def test_count_model_federated_equals_centralized_bit_for_bit(rees46, model, secagg, pair_cells):
     # Prepare
@@ -101,6 +103,44 @@ def test_count_model_federated_equals_centralized_bit_for_bit(rees46, model, sec
     global_valid = evaluate(central, expand_prefixes(rees46.valid))
     assert result.rounds[-1].metrics["recall@20"] == pytest.approx(global_valid["recall@20"])
     assert result.rounds[-1].loss == pytest.approx(1 - global_valid["recall@20"])
+    if spec.sized_by_run:  # one secure sum of the partners' distinct pairs sized the sketch
+        own = [_distinct_pairs(model, p.data, config.max_len) for p in partners]
+        assert result.pair_size.pairs == sum(own) >= central.pair_counts().nnz
+        assert result.pair_size.cells == cells_for(sum(own))
+        # every partner sent 4 · cells numbers, not 4 · 2**22: all three partners' uploads
+        # (sketch, counts, SecAgg+ keys and evaluation) stay under 1% of one fixed-size sketch
+        assert 0 < result.rounds[0].bytes_up < FIELDS * 2**22 * 8 / 100
+
+
+def _distinct_pairs(model: str, data: SplitDataset, max_len: int) -> int:
+    """What a partner holding ``data`` sends the size sum: its train cases' distinct pairs."""
+    fitted = build_model(model, n_items=data.n_items)
+    return fitted.fit(expand_prefixes(data.train, max_len=max_len)).pair_counts().nnz
+
+
+def test_partners_holding_the_same_pairs_overcount_the_bound_and_still_decode_exactly(rees46):
+    # Prepare: three partners with the same log, so the size sum counts every pair three times
+    # (the bound's worst over-count); the union is that log counted three times
+    one = _natural_partners(rees46)[0]
+    copies = [Partner(index=i, name=f"copy-{i}", data=one.data) for i in range(3)]
+    config = FederationConfig(
+        model="cooccurrence",
+        strategy="sum",
+        rounds=1,
+        calibration=False,
+        secagg=SecAggSettings(enabled=True, timeout=120),
+    )
+    alone = build_model("cooccurrence", n_items=rees46.n_items)
+    alone.fit(expand_prefixes(one.data.train, max_len=config.max_len))
+
+    # Execute
+    result = run_federation(rees46, copies, config)
+
+    # Assert: the bound is three times the union's pairs, and the sketch decodes to 3 x counts
+    assert result.pair_size.pairs == 3 * alone.pair_counts().nnz
+    for name, array in alone.get_weights().items():
+        expected = array if name.endswith(("indptr", "indices")) else 3 * array
+        np.testing.assert_array_equal(result.weights[name], expected, err_msg=name)
 
 
 class _GridSpy:
