@@ -293,9 +293,11 @@ def _champion(config: FederationConfig, spec: ModelSpec) -> list[np.ndarray]:
     model = load_model_file(path)  # an encrypted champion needs $FEDPATH_MODEL_KEY
     same = (model.name, model.n_items) == (spec.name, spec.n_items)
     arrays = spec.to_arrays(model.get_weights()) if same else []  # in the wire's layout
-    if not same or [a.shape for a in arrays] != [
-        a.shape for a in spec.to_arrays(spec.initial_weights)
-    ]:
+    # under pair_cells: auto a lone table's sketch is sized by its own pairs: shapes vary
+    if not same or (
+        not spec.sized_by_run
+        and [a.shape for a in arrays] != [a.shape for a in spec.to_arrays(spec.initial_weights)]
+    ):
         raise ConfigError(
             f"gate.champion {path} must be a {spec.name!r} model with the run's arrays "
             f"({spec.n_items} items), got a {model.name!r} model over {model.n_items} items"

@@ -8,6 +8,8 @@ from test_count_models import random_sessions  # pytest puts tests/ on sys.path
 from test_pair_sketch import as_csr, random_pairs
 
 from fedpath.data.cases import expand_prefixes
+from fedpath.errors import ConfigError
+from fedpath.federation.contract import FederationContract
 from fedpath.federation.pair_sketch import (
     HEADROOM,
     MIN_WIDTH,
@@ -79,3 +81,18 @@ def test_an_auto_spec_encodes_at_the_agreed_size_and_reads_it_back_from_the_shap
     back = spec.build()
     back.set_weights(spec.from_arrays(alone))
     assert (back.pair_counts() != fits[0].pair_counts()).nnz == 0
+
+
+def test_a_deployed_contract_sends_auto_dense_and_asks_an_integer_above_the_old_payload() -> None:
+    # Prepare / Execute: a campaign runs no size round, so auto means the dense table
+    default = FederationContract(model="markov", item_buckets=4096).model_spec()
+    forced = FederationContract(
+        model="markov", item_buckets=8192, model_params={"pair_cells": 3 * 2**20}
+    ).model_spec()
+
+    # Assert: 4096² = 4 · 2**22 entries (the fixed default's former payload) go dense; above it
+    # the contract must name a size
+    assert not default.sized_by_run and not default.pair_wire.sketched
+    assert forced.pair_wire.sketched and forced.pair_wire.cells == 3 * 2**20
+    with pytest.raises(ConfigError, match="pair_cells must be an integer for 8192 item_buckets"):
+        FederationContract(model="markov", item_buckets=8192)
