@@ -18,6 +18,7 @@ from typing import Any
 from fedpath.data.protocol import ProtocolConfig
 from fedpath.errors import ConfigError
 from fedpath.federation.spec import ModelSpec
+from fedpath.models.pairs import AUTO
 from fedpath.models.registry import MODELS
 from fedpath.privacy.dp.config import PrivacySettings, check_combination
 
@@ -32,15 +33,20 @@ DENSE_AUTO_LIMIT = 4 * 2**22
 def require_dense_pairs(privacy: PrivacySettings, spec: ModelSpec) -> None:
     """Session-level DP noises every cell of a count model's pair table, observed or not, so
     the table must travel dense, not as a sketch (``fedpath.federation.pair_wire``); under
-    ``pair_cells: auto`` a private run sends it dense (``ModelSpec.with_dense_pairs``)."""
-    if privacy.session is None or not spec.is_count or spec.sized_by_run:
+    ``pair_cells: auto`` a private run sends it dense (``ModelSpec.with_dense_pairs``) up to
+    ``DENSE_AUTO_LIMIT`` entries, the fixed default's former payload; a larger one is named."""
+    if privacy.session is None or not spec.is_count:
         return
-    wire = spec.pair_wire
-    if wire is not None and wire.sketched:
+    wire = None if spec.sized_by_run else spec.pair_wire
+    if wire is None:
+        sketched, cells = spec.sized_by_run and spec.n_items**2 > DENSE_AUTO_LIMIT, AUTO
+    else:
+        sketched, cells = wire.sketched, str(wire.cells)
+    if sketched:
         raise ConfigError(
             f"model.pair_cells must give a dense pair table under privacy.session (noise must "
             f"cover every pair, observed or not): {spec.n_items}² entries need pair_cells >= "
-            f"{-(-(spec.n_items**2) // 4)}, got {wire.model.pair_cells}"
+            f"{-(-(spec.n_items**2) // 4)}, got {cells}"
         )
 
 

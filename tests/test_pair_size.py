@@ -9,7 +9,7 @@ from test_pair_sketch import as_csr, random_pairs
 
 from fedpath.data.cases import expand_prefixes
 from fedpath.errors import ConfigError
-from fedpath.federation.contract import FederationContract
+from fedpath.federation.contract import FederationContract, require_dense_pairs
 from fedpath.federation.pair_sketch import (
     HEADROOM,
     MIN_WIDTH,
@@ -20,6 +20,7 @@ from fedpath.federation.pair_sketch import (
     encode,
 )
 from fedpath.federation.spec import ModelSpec
+from fedpath.privacy.dp.config import PrivacySettings, SessionDP
 
 
 def test_cells_for_is_a_power_of_two_per_subtable_with_headroom_over_the_bound() -> None:
@@ -96,3 +97,14 @@ def test_a_deployed_contract_sends_auto_dense_and_asks_an_integer_above_the_old_
     assert forced.pair_wire.sketched and forced.pair_wire.cells == 3 * 2**20
     with pytest.raises(ConfigError, match="pair_cells must be an integer for 8192 item_buckets"):
         FederationContract(model="markov", item_buckets=8192)
+
+
+def test_session_dp_sends_an_auto_table_dense_up_to_the_old_payload_and_names_it_above() -> None:
+    # Prepare
+    private = PrivacySettings(session=SessionDP())
+
+    # Execute / Assert: 4096² entries go dense under DP, as the fixed default did; 8192² are
+    # refused before the run, naming the size that would send them dense
+    require_dense_pairs(private, ModelSpec("markov", n_items=4096))
+    with pytest.raises(ConfigError, match=r"need pair_cells >= 16777216, got auto"):
+        require_dense_pairs(private, ModelSpec("markov", n_items=8192))
