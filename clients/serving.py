@@ -55,7 +55,7 @@ class ServingSettings:
     max_items: int = 500  # longest prefix accepted in one request
     max_body_bytes: int = 64 * 1024
     review_threshold: float = DEFAULT_REVIEW_THRESHOLD  # the gate of a model with no cutoffs
-    decision: str = "exit"  # what the merchant acts on: action | exit | convert (fedpath.review)
+    decision: str = "exit"  # what the merchant acts on: action | exit | convert | items (review)
     reload_every: float = 1.0  # seconds between looks at the registry's promotion
     read_timeout: float = 10.0  # seconds a client has to send a whole request
     keep_alive: float = 5.0  # seconds an idle keep-alive connection stays open
@@ -313,8 +313,13 @@ def answer(
     Probabilities are the model's calibrated ones when it carries a calibration; the configured
     decision goes to review below its certified cutoff, or below ``review_threshold`` for a model
     without one (then ``calibrated`` is false and ``cutoff_certified`` too: the answer says so).
+    The ``items`` decision judges the list the answer returns, its confidence the model's mass on
+    it (``NextStepModel.item_mass``); its cutoff is certified only for lists as long as the ones
+    it was certified on (``Calibration.items_k``), so a request for another ``k`` is gated by the
+    bare ``review_threshold``.
     """
-    raw = served.model.predict(request_cases(request, max_len))
+    cases = request_cases(request, max_len)
+    raw = served.model.predict(cases)
     scores = raw.item_scores[0].astype(np.float64)
     local = np.array([item is not None for item in catalog])
     scores[~local] = -np.inf  # only the partner's own items can be recommended
@@ -323,9 +328,18 @@ def answer(
     drift = served.drift.observe(raw.action_probs)  # the reference is raw outputs too
     calibration = served.model.calibration
     predictions = raw if calibration is None else calibration.temperatures.apply(raw)
-    chosen, confidence = (float(v[0]) for v in decide(predictions, settings.decision))
-    certified = calibration is not None and settings.decision in calibration.cutoffs
-    cutoff = calibration.cutoffs[settings.decision] if certified else settings.review_threshold
+    cutoffs = {} if calibration is None else dict(calibration.cutoffs)
+    chosen: str | bool | list[str | None]
+    if settings.decision == "items":
+        confidence = float(served.model.item_mass(cases, raw, top[None, :])[0])
+        chosen = [catalog[b] for b in top]
+        if calibration is None or k != min(calibration.items_k, len(scores)):
+            cutoffs.pop("items", None)  # certified for lists of another length
+    else:
+        index, confidence = (float(v[0]) for v in decide(predictions, settings.decision))
+        chosen = _decision_answer(settings.decision, int(index))
+    certified = settings.decision in cutoffs
+    cutoff = cutoffs[settings.decision] if certified else settings.review_threshold
     body = {
         "model_version": served.version,
         "next_items": [
@@ -338,7 +352,7 @@ def answer(
         "conversion_probability": float(predictions.convert_prob[0]),
         "calibrated": calibration is not None,
         "decision": settings.decision,
-        "answer": _decision_answer(settings.decision, int(chosen)),
+        "answer": chosen,
         "confidence": confidence,
         "review_cutoff": cutoff if np.isfinite(cutoff) else None,
         "cutoff_certified": certified,

@@ -121,6 +121,7 @@ def _train_settings(cfg: DictConfig) -> TrainSettings:
         seed=int(cfg.seed),
         threads=int(cfg.train.threads),
         review_threshold=float(cfg.train.review_threshold),
+        review_items_k=int(cfg.train.review_items_k),
         ks=tuple(int(k) for k in cfg.train.ks),
     )
 

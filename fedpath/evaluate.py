@@ -24,17 +24,20 @@ from fedpath.metrics.classification import (
 )
 from fedpath.metrics.ranking import DEFAULT_KS, ranking_report, target_ranks
 from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD, NextStepModel, Predictions
+from fedpath.models.calibration import DEFAULT_ITEMS_K
 from fedpath.models.temperature import Temperatures
-from fedpath.review import DECISIONS, ReviewGate, risk_coverage
+from fedpath.review import DECISIONS, ReviewGate, risk_coverage, top_items
 from fedpath.schema import N_ACTIONS
 from fedpath.targets import purchase_ahead
 
 
 def _predict_in_batches(
-    model: NextStepModel, cases: Cases, batch_size: int
+    model: NextStepModel, cases: Cases, batch_size: int, items_k: int | None = None
 ) -> tuple[np.ndarray, Predictions]:
-    """Target ranks of the item cases, and the action / conversion outputs of all cases."""
-    ranks, action_probs, convert_prob = [], [], []
+    """Target ranks of the item cases, and the action / conversion outputs of all cases; with
+    ``items_k``, also each case's top-``items_k`` list and the model's mass on it, computed batch
+    by batch like the ranks (never an [n, n_items] array for the whole split)."""
+    ranks, action_probs, convert_prob, lists, masses = [], [], [], [], []
     for start in range(0, len(cases), batch_size):
         batch = cases.subset(np.arange(start, min(start + batch_size, len(cases))))
         predictions = model.predict(batch)
@@ -42,10 +45,21 @@ def _predict_in_batches(
         ranks.append(target_ranks(predictions.item_scores[has_item], batch.next_item[has_item]))
         action_probs.append(predictions.action_probs)
         convert_prob.append(predictions.convert_prob)
+        if items_k is not None:
+            # a catalogue shorter than the list: the list is the whole catalogue
+            k = min(items_k, predictions.item_scores.shape[1])
+            lists.append(top_items(predictions.item_scores, k))
+            masses.append(model.item_mass(batch, predictions, lists[-1]))
     outputs = Predictions(
         item_scores=np.empty((0, 0), dtype=np.float32),  # not kept: the ranks say all we need
         action_probs=np.concatenate(action_probs) if action_probs else np.empty((0, N_ACTIONS)),
         convert_prob=np.concatenate(convert_prob) if convert_prob else np.empty(0),
+        top_items=(np.concatenate(lists) if lists else np.empty((0, items_k), np.int64))
+        if items_k is not None
+        else None,
+        item_mass=(np.concatenate(masses) if masses else np.empty(0))
+        if items_k is not None
+        else None,
     )
     return (np.concatenate(ranks) if ranks else np.empty(0, dtype=np.int64)), outputs
 
@@ -96,9 +110,16 @@ def item_ranks(model: NextStepModel, cases: Cases, *, batch_size: int = 1024) ->
     return _predict_in_batches(model, cases, batch_size)[0]
 
 
-def predict_heads(model: NextStepModel, cases: Cases, *, batch_size: int = 1024) -> Predictions:
-    """The action and conversion outputs of ``model`` on ``cases`` (item scores not kept)."""
-    return _predict_in_batches(model, cases, batch_size)[1]
+def predict_heads(
+    model: NextStepModel,
+    cases: Cases,
+    *,
+    batch_size: int = 1024,
+    items_k: int | None = DEFAULT_ITEMS_K,
+) -> Predictions:
+    """The action and conversion outputs of ``model`` on ``cases``, and (unless ``items_k`` is
+    None) each case's top-``items_k`` list with its mass; the item scores are not kept."""
+    return _predict_in_batches(model, cases, batch_size, items_k)[1]
 
 
 def calibrated_review(
@@ -118,7 +139,8 @@ def calibrated_review(
     ``action_temperature`` / ``convert_temperature``; test ``action_ece`` / ``conversion_ece``
     before (``*_raw``) and after calibration; per decision ``<decision>_gate_cutoff``,
     ``<decision>_gate_coverage`` and ``<decision>_gate_handled_accuracy``, the share the gate
-    lets through and how often those decisions are right.
+    lets through and how often those decisions are right. The ``items`` decision needs outputs
+    with their lists (``predict_heads``); outputs without them skip it.
     """
     converts_valid = valid.converts if conversion_target == "session" else purchase_ahead(valid)
     temperatures = Temperatures.fit(valid_outputs, valid.next_action, converts_valid)
@@ -138,6 +160,8 @@ def calibrated_review(
     }
     curves = {}
     for decision in decisions:
+        if decision == "items" and valid_outputs.top_items is None:
+            continue  # outputs scored without their lists (items_k=None)
         gate = ReviewGate(
             decision=decision, threshold=threshold, conversion_target=conversion_target
         ).fit(valid_cal, valid)

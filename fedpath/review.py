@@ -4,10 +4,16 @@ A merchant acts on one *decision* per prefix, not on a probability vector:
 
 - ``action``: the most likely next action (view / cart / purchase / exit);
 - ``exit``: "this shopper leaves next" vs "stays" (P(exit) at 0.5);
-- ``convert``: "this session converts" vs "does not" (the conversion probability at 0.5).
+- ``convert``: "this session converts" vs "does not" (the conversion probability at 0.5);
+- ``items``: the recommended list, the model's top ``k`` next items (20 unless configured:
+  ``fedpath.models.calibration.DEFAULT_ITEMS_K``),
+  right when the next item is in it (item cases only: an exit has no right list).
 
 The decision's *confidence* is the calibrated probability that it is right (the top action
-probability, or max(p, 1 − p) of a yes/no decision; see ``fedpath.models.temperature``).
+probability, or max(p, 1 − p) of a yes/no decision; see ``fedpath.models.temperature``); for
+``items`` the model's probability mass on the listed items (``NextStepModel.item_mass``: softmax
+of the item logits, no item temperature, for the neural models; the listed share of the counts
+for the count models, which is not a calibrated probability).
 Calibration alone makes the handled share right ``threshold`` of the time *on average*; the gate
 makes it a promise: ``ReviewGate.fit`` on held-out (valid) cases picks the lowest cutoff
 ≥ ``threshold`` whose handled cases are right at least ``threshold`` of the time with
@@ -37,11 +43,39 @@ DEFAULT_DELTA = 0.05  # the promise may fail on at most 5% of valid draws
 CUTOFF_STEP = 0.01  # candidate cutoffs: threshold, threshold + 0.01, ... below 1
 
 
-def decide(predictions: Predictions, decision: str) -> tuple[np.ndarray, np.ndarray]:
-    """([n] int chosen answer, [n] float confidence in it) for ``decision``.
+def top_items(scores: np.ndarray, k: int) -> np.ndarray:
+    """[n, k] the k best-scored items of each row of ``scores`` [n, V], best first.
 
-    The answer is an action index for ``action``, 1 (yes) / 0 (no) for ``exit`` and ``convert``.
+    Ties are broken as the ranking metrics break them (lower item index first), so the target
+    is in the list exactly when its rank is at most ``k`` (``fedpath.metrics.ranking``); one
+    partition and a sort of k values per row, not a sort of every [V] row.
     """
+    scores = np.asarray(scores)
+    if not 1 <= k <= scores.shape[1]:
+        raise ValueError(f"k must be in [1, {scores.shape[1]}] (the items scored), got {k}")
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]  # [n, 1] the k-th best score
+    above, tied = scores > kth, scores == kth
+    room = k - above.sum(axis=1, keepdims=True)  # tied items the list still takes, lowest first
+    chosen = above | (tied & (np.cumsum(tied, axis=1) <= room))  # [n, V], k per row
+    items = np.nonzero(chosen)[1].reshape(len(scores), k)  # ascending index within a row
+    order = np.argsort(-np.take_along_axis(scores, items, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(items, order, axis=1)
+
+
+def decide(predictions: Predictions, decision: str) -> tuple[np.ndarray, np.ndarray]:
+    """([n] chosen answer, [n] float confidence in it) for ``decision``.
+
+    The answer is an action index for ``action``, 1 (yes) / 0 (no) for ``exit`` and ``convert``,
+    and for ``items`` the [n, k] list itself (``predictions.top_items``, whose ``item_mass`` is
+    the confidence: ``fedpath.evaluate.predict_heads`` keeps both).
+    """
+    if decision == "items":
+        if predictions.top_items is None or predictions.item_mass is None:
+            raise ValueError(
+                "the items decision needs predictions with top_items and item_mass "
+                "(fedpath.evaluate.predict_heads(..., items_k=k)), got neither"
+            )
+        return predictions.top_items, np.asarray(predictions.item_mass, dtype=np.float64)
     if decision == "action":
         probs = predictions.action_probs
         return probs.argmax(axis=1), probs.max(axis=1)
@@ -64,6 +98,8 @@ def truth(cases: Cases, decision: str, *, conversion_target: str = "session") ->
         return np.where(actions >= 0, (actions == Action.EXIT).astype(np.int64), -1)
     if decision == "convert":
         return conversion_label(cases, conversion_target).astype(np.int64)
+    if decision == "items":  # the next item; -1 for an exit or an unknown next step
+        return np.asarray(cases.next_item, dtype=np.int64)
     raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
 
 
@@ -155,6 +191,8 @@ class ReviewGate:
         answer, confidence = decide(predictions, self.decision)
         right = truth(cases, self.decision, conversion_target=self.conversion_target)
         known = right >= 0
+        if answer.ndim == 2:  # a list is right when it holds the answer
+            return confidence[known], (answer[known] == right[known, None]).any(axis=1)
         return confidence[known], answer[known] == right[known]
 
     def needs_review(self, predictions: Predictions) -> np.ndarray:

@@ -1,9 +1,9 @@
 """The run folder's calibration and review-gate files, so a merchant can check the promise.
 
-``review.json`` (temperatures, ECE before / after, each decision's cutoff, coverage and handled
-accuracy on test), ``risk_coverage-<decision>.csv`` (the whole curve on test),
-``risk_coverage.png`` and ``reliability.png`` (stated confidence vs observed frequency of the
-calibrated decisions on test).
+``review.json`` (temperatures, ECE before / after, the ``items`` decision's list length
+``items_k``, each decision's cutoff, coverage and handled accuracy on test),
+``risk_coverage-<decision>.csv`` (the whole curve on test), ``risk_coverage.png`` and
+``reliability.png`` (stated confidence vs observed frequency of the calibrated decisions on test).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from fedpath.data.containers import Cases
 from fedpath.evaluate import calibrated_review, predict_heads
 from fedpath.metrics.calibration import reliability_bins
 from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD, NextStepModel
+from fedpath.models.calibration import DEFAULT_ITEMS_K
 from fedpath.plots import plt
 from fedpath.review import DECISIONS, ReviewGate
 from fedpath.runfolder import write_json, write_rows_csv
@@ -28,13 +29,16 @@ def write_review(
     test: Cases,
     *,
     threshold: float = DEFAULT_REVIEW_THRESHOLD,
+    items_k: int = DEFAULT_ITEMS_K,
 ) -> dict[str, float]:
-    """Calibrate on valid, gate each decision, write the files; returns the review metrics."""
-    valid_outputs, test_outputs = predict_heads(model, valid), predict_heads(model, test)
+    """Calibrate on valid, gate each decision (the ``items`` one on top-``items_k`` lists),
+    write the files; returns the review metrics."""
+    valid_outputs = predict_heads(model, valid, items_k=items_k)
+    test_outputs = predict_heads(model, test, items_k=items_k)
     metrics, curves, temperatures = calibrated_review(
         valid_outputs, valid, test_outputs, test, threshold=threshold
     )
-    write_json(run_dir / "review.json", {"threshold": threshold, **metrics})
+    write_json(run_dir / "review.json", {"threshold": threshold, "items_k": items_k, **metrics})
     for decision, curve in curves.items():
         rows = [
             dict(zip(curve, values, strict=True)) for values in zip(*curve.values(), strict=True)

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedpath.evaluate import evaluate
 from fedpath.models.base import NextStepModel
-from fedpath.models.calibration import Calibration
+from fedpath.models.calibration import DEFAULT_ITEMS_K, Calibration
 from fedpath.models.registry import build_model
 from fedpath.plots import plot_curves
 from fedpath.privacy.crypto import save_run_model
@@ -31,6 +31,7 @@ class TrainSettings:
     seed: int = 0
     threads: int = 2
     review_threshold: float = 0.85
+    review_items_k: int = DEFAULT_ITEMS_K  # the list the review gate's ``items`` decision judges
     ks: tuple[int, ...] = (5, 10, 20)
 
 
@@ -96,10 +97,17 @@ def train_centralized(
     # Calibrated on valid, gated per decision, judged on test (review.json and its plots); the
     # temperatures and cutoffs are saved with the model, so its deployment answers the same way.
     review = write_review(
-        run_dir, model, data.valid, data.test, threshold=settings.review_threshold
+        run_dir,
+        model,
+        data.valid,
+        data.test,
+        threshold=settings.review_threshold,
+        items_k=settings.review_items_k,
     )
     scores["test"].update(review)
-    model.calibration = Calibration.from_review(review, settings.review_threshold)
+    model.calibration = Calibration.from_review(
+        review, settings.review_threshold, settings.review_items_k
+    )
     result = TrainResult(model, history, scores["valid"], scores["test"], seconds)
     _write_run_folder(data, settings, result, run_dir, model_key)
     return result

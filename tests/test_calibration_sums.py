@@ -34,10 +34,14 @@ def overconfident_world(n_sessions: int, seed: int):
     logits = rng.normal(size=(len(cases), 4)) + 1.5 * np.eye(4)[truth]
     sharp = np.exp(2 * logits)
     convert = 1 / (1 + np.exp(-2 * (rng.normal(size=len(cases)) + 1.5 * cases.converts - 1)))
+    mass = rng.uniform(0.5, 1.0, size=len(cases))  # a one-item list, holding the next item
+    listed = np.where(rng.random(len(cases)) < mass, cases.next_item, 99)  # with that chance
     outputs = Predictions(
         np.empty((len(cases), 0)),
         (sharp / sharp.sum(axis=1, keepdims=True)).astype(np.float32),
         convert.astype(np.float32),
+        top_items=listed[:, None],
+        item_mass=mass,
     )
     return outputs, cases
 
@@ -50,7 +54,13 @@ def test_partners_summed_statistics_give_the_central_temperatures_and_cutoffs() 
 
     # Execute: each partner sums its own cases; the server sees only the sums
     def own(mask: np.ndarray) -> tuple[Predictions, Cases]:
-        p = Predictions(outputs.item_scores, outputs.action_probs[mask], outputs.convert_prob[mask])
+        p = Predictions(
+            outputs.item_scores,
+            outputs.action_probs[mask],
+            outputs.convert_prob[mask],
+            outputs.top_items[mask],
+            outputs.item_mass[mask],
+        )
         return p, cases.subset(mask)
 
     fitted = temperatures_from_nll(sum(nll_sums(*own(m)) for m in parts))
@@ -62,4 +72,5 @@ def test_partners_summed_statistics_give_the_central_temperatures_and_cutoffs() 
     assert fitted.action > 1 and fitted.convert > 1
     assert calibration.cutoffs == {d: central[f"{d}_gate_cutoff"] for d in DECISIONS}
     assert any(np.isfinite(c) for c in calibration.cutoffs.values())
+    assert np.isfinite(calibration.cutoffs["items"])  # the list's mass earns a cutoff too
     assert calibration.threshold == pytest.approx(0.8)

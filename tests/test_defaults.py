@@ -27,6 +27,7 @@ from fedpath.federation.config import (
     SecAggSettings,
 )
 from fedpath.privacy.dp.config import PartnerDP, PrivacySettings, SessionDP
+from fedpath.simulations.training import TrainSettings
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -61,6 +62,7 @@ CASES = [
     (FederationConfig(model="gru4rec"), "simulate.yaml", (), ()),
     (FederationConfig(model="gru4rec"), "coordinator.yaml", ("training",), ()),
     (FederationConfig(model="gru4rec"), "train/default.yaml", (), ()),
+    (TrainSettings(model_name="gru4rec"), "train/default.yaml", (), ()),
     (SupernodeSettings(), "partner.yaml", ("supernode",), ()),
     (ServingSettings(), "partner.yaml", ("serving",), ()),
     (CalibrationSettings(), "partner.yaml", ("calibration",), ()),

@@ -71,7 +71,8 @@ def predict(url: str, payload: object) -> tuple[int, dict]:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
+def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
+    """A service over an empty registry; ``indirect`` parametrization names its decision."""
     hasher = ItemHasher(KEY, N_BUCKETS)
     buckets = {item: hasher.bucket(item) for item in ("a", "b", "c", "d")}
     assert len(set(buckets.values())) == 4  # the hand-made catalogue has no collision
@@ -84,7 +85,13 @@ def served(tmp_path: Path) -> Iterator[Served]:
         hasher=hasher,
         catalog=catalog,
         reference=None,
-        settings=ServingSettings(port=0, reload_every=0.0, top_k=2, max_k=5),
+        settings=ServingSettings(
+            port=0,
+            reload_every=0.0,
+            top_k=2,
+            max_k=5,
+            decision=getattr(request, "param", "exit"),
+        ),
         max_len=5,
     )
     server = start_server(service)
@@ -168,6 +175,28 @@ def test_predict_answers_with_the_calibration_the_model_carries(served: Served) 
     assert body["confidence"] == pytest.approx(1 - 2 / total, abs=1e-6)  # 0.688
     assert body["review_cutoff"] == 0.65
     assert body["needs_review"] is False  # 0.688 >= 0.65, though below review_threshold 0.85
+
+
+@pytest.mark.parametrize("served", ["items"], indirect=True)
+def test_predict_gates_the_list_it_returns_when_the_decision_is_items(served: Served) -> None:
+    # Prepare: a cutoff certified for lists of 2 (the service's top_k)
+    model = markov(served.buckets, TRAIN)
+    model.calibration = Calibration(cutoffs={"items": 0.7}, threshold=0.85, items_k=2)
+    publish(served.registry, model, round=1)
+
+    # Execute
+    _, listed = predict(served.url, {"items": ["a"], "actions": ["view"]})
+    _, shorter = predict(served.url, {"items": ["a"], "actions": ["view"], "k": 1})
+
+    # Assert: from "a" the list [b, c] holds all 4 transitions: certified and handled
+    assert (listed["decision"], listed["answer"]) == ("items", ["b", "c"])
+    assert listed["confidence"] == pytest.approx(1.0)
+    assert (listed["review_cutoff"], listed["cutoff_certified"]) == (0.7, True)
+    assert listed["needs_review"] is False
+    # a list of 1 ([b], 3 of 4) was not certified: the bare threshold gates it
+    assert (shorter["answer"], shorter["confidence"]) == (["b"], pytest.approx(0.75))
+    assert (shorter["review_cutoff"], shorter["cutoff_certified"]) == (0.85, False)
+    assert shorter["needs_review"] is True
 
 
 def test_a_new_promotion_is_served_without_restart(served: Served) -> None:

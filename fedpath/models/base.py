@@ -33,6 +33,9 @@ class Predictions:
     item_scores: np.ndarray  # [n, n_items] float32, higher = more likely next item
     action_probs: np.ndarray  # [n, 4] float32, rows sum to 1 (view, cart, purchase, exit)
     convert_prob: np.ndarray  # [n] float32, P(session converts)
+    # The recommended list, kept where the [n, n_items] scores are not (``fedpath.evaluate``):
+    top_items: np.ndarray | None = None  # [n, k] int64, the k best-scored items, best first
+    item_mass: np.ndarray | None = None  # [n] float64, the model's P(next item in top_items)
 
     @property
     def confidence(self) -> np.ndarray:
@@ -64,6 +67,21 @@ class NextStepModel(ABC):
     @abstractmethod
     def predict(self, cases: Cases) -> Predictions:
         """Score every prefix of ``cases``."""
+
+    def item_mass(self, cases: Cases, predictions: Predictions, items: np.ndarray) -> np.ndarray:
+        """[n] the model's probability that each case's next item is among ``items`` ([n, k]).
+
+        The review gate's confidence in a recommended list (``fedpath.review``). This default
+        reads ``item_scores`` as logits over the whole vocabulary, as the neural models' are: the
+        softmax mass of the listed items, at temperature 1 (no item temperature is fitted; the
+        certified cutoff, not the mass, keeps the gate's promise). Models whose scores are not
+        logits override it.
+        """
+        scores = np.asarray(predictions.item_scores, dtype=np.float64)  # [n, V]
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # [n, 1]
+        listed = np.take_along_axis(shifted, np.asarray(items, dtype=np.int64), axis=1)
+        return np.exp(listed - log_norm).sum(axis=1)
 
     @abstractmethod
     def get_weights(self) -> dict[str, np.ndarray]:

@@ -15,7 +15,9 @@ from typing import Any
 
 from fedpath.models.temperature import Temperatures
 
-DECISIONS = ("action", "exit", "convert")  # what a merchant acts on (``fedpath.review``)
+DECISIONS = ("action", "exit", "convert", "items")  # what a merchant acts on (fedpath.review)
+# The recommended list the ``items`` decision judges: the top 20, the benchmarks' cut-off.
+DEFAULT_ITEMS_K = 20
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Calibration:
     temperatures: Temperatures = field(default_factory=Temperatures)
     cutoffs: Mapping[str, float] = field(default_factory=dict)
     threshold: float = 0.0  # the accuracy the cutoffs were certified to reach
+    items_k: int = DEFAULT_ITEMS_K  # the list length the ``items`` cutoff was certified for
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.cutoffs) - set(DECISIONS))
@@ -35,7 +38,9 @@ class Calibration:
             raise ValueError(f"cutoff decisions must be among {DECISIONS}, got {unknown}")
 
     @classmethod
-    def from_review(cls, metrics: Mapping[str, float], threshold: float) -> Calibration:
+    def from_review(
+        cls, metrics: Mapping[str, float], threshold: float, items_k: int = DEFAULT_ITEMS_K
+    ) -> Calibration:
         """From ``calibrated_review``'s metrics (``*_temperature``, ``<decision>_gate_cutoff``)."""
         return cls(
             temperatures=Temperatures(
@@ -48,6 +53,7 @@ class Calibration:
                 if f"{d}_gate_cutoff" in metrics
             },
             threshold=threshold,
+            items_k=items_k,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,13 +65,18 @@ class Calibration:
             },
             "cutoffs": {d: (c if math.isfinite(c) else None) for d, c in self.cutoffs.items()},
             "threshold": self.threshold,
+            "items_k": self.items_k,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
-        """The inverse of ``to_dict``; raises ``KeyError`` / ``TypeError`` / ``ValueError``."""
+        """The inverse of ``to_dict``; raises ``KeyError`` / ``TypeError`` / ``ValueError``.
+
+        A file written before the ``items`` decision has no ``items_k`` and no ``items`` cutoff.
+        """
         return cls(
             temperatures=Temperatures(**data["temperatures"]),
             cutoffs={d: (math.inf if c is None else float(c)) for d, c in data["cutoffs"].items()},
             threshold=float(data["threshold"]),
+            items_k=int(data.get("items_k", DEFAULT_ITEMS_K)),
         )

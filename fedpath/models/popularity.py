@@ -144,6 +144,27 @@ class Popularity(NextStepModel):
             convert_prob=(conversions[:, 1] / conversions.sum(axis=1)).astype(np.float32),
         )
 
+    def item_mass(self, cases: Cases, predictions: Predictions, items: np.ndarray) -> np.ndarray:
+        """[n] the share of the row's own evidence that the listed ``items`` ([n, k]) hold.
+
+        Count scores are ranks, not probabilities, so the mass is read off the counts the
+        ranking follows: the primary counts where the prefix has any (``_primary``), else the
+        popularity counts. That share is the unsmoothed maximum-likelihood estimate of P(next
+        item in the list); with few counts it overstates (a last item seen once before says 1),
+        so it is no calibrated probability: the review gate's certified cutoff keeps the promise.
+        """
+        items = np.asarray(items, dtype=np.int64)
+        popularity = self._fitted()["item_counts"].astype(np.float64)  # [V]
+        listed = popularity[items].sum(axis=1) / max(popularity.sum(), 1.0)  # [n]
+        primary = self._primary(cases)
+        if primary is None:
+            return listed
+        primary = sparse.csr_matrix(primary)
+        totals = np.asarray(primary.sum(axis=1)).ravel()  # [n]
+        rows = np.repeat(np.arange(len(items)), items.shape[1])
+        held = np.asarray(primary[rows, items.ravel()]).reshape(items.shape).sum(axis=1)
+        return np.where(totals > 0, held / np.where(totals > 0, totals, 1.0), listed)
+
     def _primary(self, cases: Cases) -> sparse.spmatrix | None:
         """[n, V] sparse float64 score that popularity only breaks ties of; None for popularity."""
         return None

@@ -11,7 +11,7 @@ their union would (``fit_from_nll``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -92,9 +92,10 @@ class Temperatures:
         )
 
     def apply(self, predictions: Predictions) -> Predictions:
-        """The same predictions with calibrated action and conversion probabilities."""
-        return Predictions(
-            item_scores=predictions.item_scores,
+        """The same predictions with calibrated action and conversion probabilities (the item
+        scores and the recommended list's mass unchanged: there is no item temperature)."""
+        return replace(
+            predictions,
             action_probs=scale_action(predictions.action_probs, self.action).astype(np.float32),
             convert_prob=scale_binary(predictions.convert_prob, self.convert).astype(np.float32),
         )
