@@ -7,8 +7,9 @@ size"): fit on every prefix of the 186,670 train sessions, evaluate P@20 (= Reca
 MRR@20 on the 60,858 test cases (every prefix of every test session, full ranking, no masking).
 Then the federation's wire, without Flower: the train sessions dealt round-robin to
 ``--partners`` partners, each partner's table sketched (``fedpath.federation.pair_sketch``) at
-``pair_cells``, the sketches summed as the secure sum would, decoded, and compared with the
-centralized table array for array.
+``pair_cells`` (under ``auto``, the YAML default, at ``cells_for`` of the partners' summed
+distinct pairs, as the size round agrees it), the sketches summed as the secure sum would,
+decoded, and compared with the centralized table array for array.
 
 The log is read here (pandas, the gzip CSV of ../shared/data/diginetica-full, already
 preprocessed: its README says not to filter again); item ``i`` is vocabulary index ``i - 1``.
@@ -36,9 +37,9 @@ import pandas as pd
 from fedpath.data.cases import expand_prefixes
 from fedpath.data.containers import Session
 from fedpath.evaluate import evaluate
-from fedpath.federation.pair_sketch import FIELDS
+from fedpath.federation.pair_sketch import FIELDS, cells_for
 from fedpath.federation.spec import ModelSpec
-from fedpath.models.pairs import PairCountModel
+from fedpath.models.pairs import AUTO, PairCountModel
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -71,7 +72,7 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def run_model(name: str, partners: int, pair_cells: int, batch_size: int) -> dict[str, Any]:
+def run_model(name: str, partners: int, pair_cells: int | str, batch_size: int) -> dict[str, Any]:
     """One model, in this process: fit, evaluate, then the federation's sketch sum."""
     started = time.perf_counter()
     sessions = read_sessions(DATA)
@@ -90,10 +91,21 @@ def run_model(name: str, partners: int, pair_cells: int, batch_size: int) -> dic
 
     # The federation's wire: partners' sketches summed (as the secure sum does), decoded.
     started = time.perf_counter()
+
+    def partner_fit(partner: int) -> PairCountModel:
+        own = spec.build().fit(expand_prefixes(sessions["train"][partner::partners]))
+        assert isinstance(own, PairCountModel)
+        return own
+
+    bound = None
+    if spec.sized_by_run:  # the size round: the partners' distinct pairs, summed
+        bound = sum(partner_fit(partner).pair_counts().nnz for partner in range(partners))
+        cells = cells_for(bound)
+    else:
+        cells = int(pair_cells)
     total = None
     for partner in range(partners):
-        own = spec.build().fit(expand_prefixes(sessions["train"][partner::partners]))
-        wire = spec.to_arrays(own.get_weights())
+        wire = spec.to_arrays(partner_fit(partner).get_weights(), pair_cells=cells)
         total = wire if total is None else [a + b for a, b in zip(total, wire, strict=True)]
     assert total is not None
     federated = spec.from_arrays(total)
@@ -118,8 +130,10 @@ def run_model(name: str, partners: int, pair_cells: int, batch_size: int) -> dic
         "evaluate_s": evaluate_s,
         "peak_rss_mib_fit_evaluate": peak_model,
         "pairs_nnz": int(model.pair_counts().nnz),
-        "pair_cells": pair_cells,
-        "cells_per_pair": pair_cells / model.pair_counts().nnz,
+        "pair_cells_setting": pair_cells,
+        "size_bound_pairs": bound,  # the partners' summed distinct pairs, under auto
+        "pair_cells": cells,
+        "cells_per_pair": cells / model.pair_counts().nnz,
         "partners": partners,
         "wire_values_per_partner": payload,
         "wire_mib_per_partner_float64": payload * 8 / 2**20,
@@ -135,12 +149,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--partners", type=int, default=5)
-    parser.add_argument("--pair-cells", type=int, default=None, help="default: the model YAML's")
+    parser.add_argument("--pair-cells", default=None, help="auto or an int (the YAML's)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--one", choices=MODELS, help=argparse.SUPPRESS)  # child process
     args = parser.parse_args()
     if args.one:
         cells = args.pair_cells or ModelSpec(args.one, n_items=N_ITEMS).build().pair_cells
+        cells = cells if cells == AUTO else int(cells)
         print(json.dumps(run_model(args.one, args.partners, cells, args.batch_size)))
         return
     rows = []
