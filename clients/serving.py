@@ -50,7 +50,7 @@ and the details ``/health`` shows under its name."""
 class ServingSettings:
     host: str = "127.0.0.1"
     port: int = 8080
-    top_k: int = 10  # items returned when the request does not say
+    top_k: int = 20  # items returned when the request does not say (= the items gate's k)
     max_k: int = 100
     max_items: int = 500  # longest prefix accepted in one request
     max_body_bytes: int = 64 * 1024
