@@ -12,8 +12,8 @@ A merchant acts on one *decision* per prefix, not on a probability vector:
 The decision's *confidence* is the calibrated probability that it is right (the top action
 probability, or max(p, 1 − p) of a yes/no decision; see ``fedpath.models.temperature``); for
 ``items`` the model's probability mass on the listed items (``NextStepModel.item_mass``: softmax
-of the item logits, no item temperature, for the neural models; the listed share of the counts
-for the count models, which is not a calibrated probability).
+of the item logits, no item temperature, for the neural models; for the count models the listed
+share of their counts with Witten–Bell's allowance for unseen items, not a calibrated probability).
 Calibration alone makes the handled share right ``threshold`` of the time *on average*; the gate
 makes it a promise: ``ReviewGate.fit`` on held-out (valid) cases picks the lowest cutoff
 ≥ ``threshold`` whose handled cases are right at least ``threshold`` of the time with

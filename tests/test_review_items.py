@@ -49,7 +49,7 @@ def test_items_decision_by_hand_neural_mass_is_the_softmax_of_the_listed_logits(
     assert correct.tolist() == [True] and known_confidence == pytest.approx(confidence[:1])
 
 
-def test_count_model_mass_is_the_listed_share_of_its_primary_counts_else_popularity() -> None:
+def test_count_model_mass_is_the_witten_bell_share_of_its_primary_counts_else_popularity() -> None:
     # Prepare: 0 -> 1 three times, 0 -> 2 once; item 3 is never followed
     train = expand_prefixes([session(f"a{i}", [0, 1]) for i in range(3)] + [session("b", [0, 2])])
     model = build_model("markov", n_items=4).fit(train)
@@ -59,10 +59,11 @@ def test_count_model_mass_is_the_listed_share_of_its_primary_counts_else_popular
     # Execute
     mass = model.item_mass(cases, raw, top_items(raw.item_scores, 1))
 
-    # Assert: from 0 the list [1] holds 3 of the 4 transitions; from 3 (no transition) the
-    # list is the most popular item, 0, with 4 of the 8 occurrences
+    # Assert: from 0 the list [1] holds 3 of the 4 transitions, over 2 distinct successors:
+    # 3 / (4 + 2); from 3 (no transition) the list is the most popular item, 0, with 4 of the
+    # 8 occurrences over 3 distinct items: 4 / (8 + 3)
     assert top_items(raw.item_scores, 1).tolist() == [[1], [0]]
-    assert mass == pytest.approx([0.75, 0.5])
+    assert mass == pytest.approx([3 / 6, 4 / 11])
 
 
 def test_a_tiny_trained_model_certifies_an_items_cutoff_that_keeps_its_promise() -> None:

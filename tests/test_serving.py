@@ -181,20 +181,21 @@ def test_predict_answers_with_the_calibration_the_model_carries(served: Served) 
 def test_predict_gates_the_list_it_returns_when_the_decision_is_items(served: Served) -> None:
     # Prepare: a cutoff certified for lists of 2 (the service's top_k)
     model = markov(served.buckets, TRAIN)
-    model.calibration = Calibration(cutoffs={"items": 0.7}, threshold=0.85, items_k=2)
+    model.calibration = Calibration(cutoffs={"items": 0.6}, threshold=0.85, items_k=2)
     publish(served.registry, model, round=1)
 
     # Execute
     _, listed = predict(served.url, {"items": ["a"], "actions": ["view"]})
     _, shorter = predict(served.url, {"items": ["a"], "actions": ["view"], "k": 1})
 
-    # Assert: from "a" the list [b, c] holds all 4 transitions: certified and handled
+    # Assert: from "a" the list [b, c] holds all 4 transitions, over 2 distinct successors
+    # (Witten-Bell: 4 / (4 + 2)), certified and handled
     assert (listed["decision"], listed["answer"]) == ("items", ["b", "c"])
-    assert listed["confidence"] == pytest.approx(1.0)
-    assert (listed["review_cutoff"], listed["cutoff_certified"]) == (0.7, True)
+    assert listed["confidence"] == pytest.approx(4 / 6)
+    assert (listed["review_cutoff"], listed["cutoff_certified"]) == (0.6, True)
     assert listed["needs_review"] is False
-    # a list of 1 ([b], 3 of 4) was not certified: the bare threshold gates it
-    assert (shorter["answer"], shorter["confidence"]) == (["b"], pytest.approx(0.75))
+    # a list of 1 ([b], 3 / 6) was not certified: the bare threshold gates it
+    assert (shorter["answer"], shorter["confidence"]) == (["b"], pytest.approx(0.5))
     assert (shorter["review_cutoff"], shorter["cutoff_certified"]) == (0.85, False)
     assert shorter["needs_review"] is True
 

@@ -145,22 +145,26 @@ class Popularity(NextStepModel):
         )
 
     def item_mass(self, cases: Cases, predictions: Predictions, items: np.ndarray) -> np.ndarray:
-        """[n] the share of the row's own evidence that the listed ``items`` ([n, k]) hold.
+        """[n] the listed ``items``' ([n, k]) share of the row's counts, with Witten–Bell's
+        allowance for a next item never counted.
 
-        Count scores are ranks, not probabilities, so the mass is read off the counts the
-        ranking follows: the primary counts where the prefix has any (``_primary``), else the
-        popularity counts. That share is the unsmoothed maximum-likelihood estimate of P(next
-        item in the list); with few counts it overstates (a last item seen once before says 1),
-        so it is no calibrated probability: the review gate's certified cutoff keeps the promise.
+        Count scores are ranks, not probabilities, so the mass is read off the counts the ranking
+        follows: the primary counts where the prefix has any (``_primary``), else the popularity
+        counts. A row of N counts over T distinct items gives the list ``held / (N + T)``: the
+        plain share ``held / N`` would say 1 whenever the list holds every item counted (a last
+        item seen once before), while T / (N + T) is the Witten–Bell estimate of the chance that
+        the next item is one never seen after it. It is still no calibrated probability; the
+        review gate's certified cutoff is what keeps the promise.
         """
         items = np.asarray(items, dtype=np.int64)
         popularity = self._fitted()["item_counts"].astype(np.float64)  # [V]
-        listed = popularity[items].sum(axis=1) / max(popularity.sum(), 1.0)  # [n]
+        seen = max(popularity.sum() + np.count_nonzero(popularity), 1.0)
+        listed = popularity[items].sum(axis=1) / seen  # [n]
         primary = self._primary(cases)
         if primary is None:
             return listed
         primary = sparse.csr_matrix(primary)
-        totals = np.asarray(primary.sum(axis=1)).ravel()  # [n]
+        totals = np.asarray(primary.sum(axis=1)).ravel() + np.diff(primary.indptr)  # [n] N + T
         rows = np.repeat(np.arange(len(items)), items.shape[1])
         held = np.asarray(primary[rows, items.ravel()]).reshape(items.shape).sum(axis=1)
         return np.where(totals > 0, held / np.where(totals > 0, totals, 1.0), listed)
