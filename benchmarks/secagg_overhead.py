@@ -115,7 +115,11 @@ def measure(
     """One setting in a fresh process; its fit and round times of rounds 2..R."""
     load = os.getloadavg()
     config = federation_config(
-        model, rounds, fraction_evaluate=FRACTION_EVALUATE, secagg=setting.secagg
+        model,
+        rounds,
+        fraction_evaluate=FRACTION_EVALUATE,
+        secagg=setting.secagg,
+        calibration=False,  # after training, outside the measured fit steps: only slows a run
     )
     run = in_fresh_process(federate, data.split, n_partners, config)
     later = run["rounds"][1:]
