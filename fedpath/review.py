@@ -54,9 +54,12 @@ def top_items(scores: np.ndarray, k: int) -> np.ndarray:
     if not 1 <= k <= scores.shape[1]:
         raise ValueError(f"k must be in [1, {scores.shape[1]}] (the items scored), got {k}")
     kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]  # [n, 1] the k-th best score
-    above, tied = scores > kth, scores == kth
-    room = k - above.sum(axis=1, keepdims=True)  # tied items the list still takes, lowest first
-    chosen = above | (tied & (np.cumsum(tied, axis=1) <= room))  # [n, V], k per row
+    chosen, tied = scores > kth, scores == kth  # [n, V]
+    room = k - chosen.sum(axis=1)  # [n] tied items the list still takes, lowest index first
+    rows, cols = np.nonzero(tied)  # by row, then by index: no [n, V] running count
+    among = np.arange(len(rows)) - np.searchsorted(rows, np.arange(len(scores)))[rows]
+    keep = among < room[rows]
+    chosen[rows[keep], cols[keep]] = True  # k per row
     items = np.nonzero(chosen)[1].reshape(len(scores), k)  # ascending index within a row
     order = np.argsort(-np.take_along_axis(scores, items, axis=1), axis=1, kind="stable")
     return np.take_along_axis(items, order, axis=1)

@@ -23,6 +23,9 @@ def test_top_items_breaks_ties_as_the_ranks_do_and_lists_best_first() -> None:
     assert top_items(scores, 4).tolist() == [[0, 1, 3, 2], [3, 0, 1, 2]]
     with pytest.raises(ValueError, match="k must be in"):
         top_items(scores, 5)
+    # many ties (count models' scores): the same list as a stable sort of every row
+    many = np.random.default_rng(0).integers(0, 4, size=(50, 30)).astype(np.float32)
+    assert (top_items(many, 7) == np.argsort(-many, axis=1, kind="stable")[:, :7]).all()
 
 
 def test_items_decision_by_hand_neural_mass_is_the_softmax_of_the_listed_logits() -> None:
