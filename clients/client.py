@@ -48,6 +48,7 @@ from fedpath.federation.keys import (
 from fedpath.federation.spec import ModelSpec
 from fedpath.metrics.funnel import conversion_sums, path_funnel_counts
 from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD, NextStepModel, Predictions
+from fedpath.models.calibration import DEFAULT_ITEMS_K
 from fedpath.models.pairs import PairCountModel
 from fedpath.models.temperature import Temperatures
 from fedpath.privacy.dp.budget import SESSION_EPSILON
@@ -209,17 +210,24 @@ class PartnerClient(NumPyClient):
         review gate's counts, over this partner's valid cases; only their secure sum is revealed.
         """
         valid = self.cases["valid"]
-        predictions = self._scored(parameters, config, valid)
         if str(config[TASK]) == NLL_TASK:
-            sums = nll_sums(predictions, valid)
-        else:
+            sums = nll_sums(self._scored(parameters, config, valid), valid)
+        else:  # the gate counts judge the items decision's lists too
+            predictions = self._scored(parameters, config, valid, items_k=DEFAULT_ITEMS_K)
             sums = gate_counts(predictions, valid, float(config[REVIEW_THRESHOLD])).ravel()
         return encode_fixed(sums, int(config[COUNT_SCALE])), 1, {PARTNER: self.partner}
 
-    def _scored(self, parameters: NDArrays, config: dict[str, Scalar], cases: Cases) -> Predictions:
-        """The global model's action and conversion outputs on ``cases``, calibrated by the
-        config's ``TEMPERATURES`` when it carries them."""
-        predictions = predict_heads(self._global_model(parameters), cases)
+    def _scored(
+        self,
+        parameters: NDArrays,
+        config: dict[str, Scalar],
+        cases: Cases,
+        items_k: int | None = None,
+    ) -> Predictions:
+        """The global model's action and conversion outputs on ``cases`` (with ``items_k``, each
+        case's top-``items_k`` list and its mass too), calibrated by the config's
+        ``TEMPERATURES`` when it carries them."""
+        predictions = predict_heads(self._global_model(parameters), cases, items_k=items_k)
         if TEMPERATURES not in config:
             return predictions
         return Temperatures(**json.loads(str(config[TEMPERATURES]))).apply(predictions)

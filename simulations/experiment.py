@@ -182,7 +182,7 @@ def _own_funnel(partner: Partner, model: NextStepModel, test: Cases) -> dict[str
     """The partner's own funnel and forecast, computed as it computes its share of the sums."""
     sessions = [*partner.data.train, *partner.data.valid, *partner.data.test]
     furthest = np.array([s.actions.max() for s in sessions])
-    predictions = predict_heads(model, test)
+    predictions = predict_heads(model, test, items_k=None)  # the forecast reads conversion only
     if model.calibration is not None:
         predictions = model.calibration.temperatures.apply(predictions)
     return {
