@@ -366,7 +366,7 @@ def test_fine_tuning_changes_only_the_output_layers_and_helps_a_skewed_partner(s
     # Execute
     tuned, adopted = personalize(model, cases, epochs=5)
     after = tuned.get_weights()
-    # Assert: GRU4Rec's head is its projection and the action / conversion heads
+    # Assert: GRU4Rec's head is its projection and the action / conversion heads (deep and wide)
     heads = {
         "encoder.project.weight",
         "encoder.project.bias",
@@ -374,6 +374,8 @@ def test_fine_tuning_changes_only_the_output_layers_and_helps_a_skewed_partner(s
         "action_head.bias",
         "convert_head.weight",
         "convert_head.bias",
+        "action_wide.weight",
+        "convert_wide.weight",
     }
     assert set(model.output_layer_names()) == heads
     for name in before:

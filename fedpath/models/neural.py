@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from fedpath.errors import require
 from fedpath.evaluate import item_ranks
 from fedpath.metrics.ranking import mrr_at_k, recall_at_k
 from fedpath.models.base import EpochCallback, NextStepModel, Predictions
+from fedpath.models.session_features import N_SESSION_FEATURES, session_features
 from fedpath.schema import N_ACTIONS
 from fedpath.targets import CONVERSION_TARGETS, conversion_label
 
@@ -74,9 +75,17 @@ class PrivateTraining(Protocol):
 
 
 class _Network(nn.Module):
-    """Input embeddings -> encoder -> three heads; the item head is tied to the item embedding."""
+    """Input embeddings -> encoder -> three heads; the item head is tied to the item embedding.
 
-    def __init__(self, n_items: int, embedding_size: int, dropout: float, encoder: nn.Module):
+    With ``n_wide`` > 0 the action and conversion logits add a linear read of the prefix's
+    session features (``fedpath.models.session_features``) to the deep head's: wide & deep,
+    the features' weights summed into the logits as in Cheng et al. 2016. The wide layers are
+    separate modules, so a network without them holds exactly the arrays it always held.
+    """
+
+    def __init__(
+        self, n_items: int, embedding_size: int, dropout: float, encoder: nn.Module, n_wide: int
+    ):
         super().__init__()
         # Index 0 is padding: item j and action a enter as j + 1 and a + 1.
         self.item_embedding = nn.Embedding(n_items + 1, embedding_size, padding_idx=0)
@@ -91,6 +100,13 @@ class _Network(nn.Module):
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
             self.action_embedding.weight[0].zero_()
+        # Built last and zeroed: the rest starts from the same draws with or without them, and
+        # a fresh model's heads start where the deep part alone puts them.
+        self.action_wide = nn.Linear(n_wide, N_ACTIONS, bias=False) if n_wide else None
+        self.convert_wide = nn.Linear(n_wide, 1, bias=False) if n_wide else None
+        for wide in (self.action_wide, self.convert_wide):
+            if wide is not None:
+                nn.init.zeros_(wide.weight)
 
     def encode(
         self, items: torch.Tensor, actions: torch.Tensor, lengths: torch.Tensor
@@ -99,12 +115,23 @@ class _Network(nn.Module):
         x = self.item_embedding(items) + self.action_embedding(actions)  # [batch, seq_len, emb]
         return self.encoder(self.input_dropout(x), lengths)
 
+    def heads(self, h: torch.Tensor, wide: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Action logits ``[batch, 4]`` and conversion logit ``[batch]`` of encoded prefixes.
+
+        ``wide`` is ``[batch, n_wide]`` (``[batch, 0]`` and unread without a wide part).
+        """
+        action_logits, convert_logit = self.action_head(h), self.convert_head(h)
+        if self.action_wide is not None and self.convert_wide is not None:
+            action_logits = action_logits + self.action_wide(wide)
+            convert_logit = convert_logit + self.convert_wide(wide)
+        return action_logits, convert_logit.squeeze(-1)
+
     def forward(
-        self, items: torch.Tensor, actions: torch.Tensor, lengths: torch.Tensor
+        self, items: torch.Tensor, actions: torch.Tensor, lengths: torch.Tensor, wide: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         h = self.encode(items, actions, lengths)
         item_logits = h @ self.item_embedding.weight[1:].T  # [batch, n_items]
-        return item_logits, self.action_head(h), self.convert_head(h).squeeze(-1)
+        return item_logits, *self.heads(h, wide)
 
 
 class NeuralNextStepModel(NextStepModel):
@@ -123,6 +150,11 @@ class NeuralNextStepModel(NextStepModel):
     the conversion head learns (``fedpath.targets``): ``session`` (the session holds a purchase)
     or ``ahead`` (a purchase still follows this prefix, what a merchant can act on).
 
+    ``session_features`` gives the action and conversion heads a wide part
+    (``fedpath.models.session_features``): counts, shares and last steps of the prefix's
+    actions, read linearly beside the encoder state, so "has this session already carted or
+    paid" need not be learned through the item-trained encoder.
+
     ``item_negatives`` > 0 trains the item head with a sampled softmax: each batch scores its own
     targets and that many uniformly drawn items instead of the whole catalogue, with the logQ
     correction (Jean et al. 2015) so the targets' popularity does not bias the scores. At 43k
@@ -132,6 +164,9 @@ class NeuralNextStepModel(NextStepModel):
     # Constructor arguments that say how ``fit`` runs in this process, not what the model is: a
     # saved model leaves them out (a private trainer holds a live accountant, not a setting).
     unsaved_params: tuple[str, ...] = ("private",)
+    # Constructor arguments added after model files were first written, with the value that
+    # rebuilds such a file as it was saved (``fedpath.models.weights_io``).
+    absent_in_old_files: ClassVar[dict[str, object]] = {"session_features": False}
 
     def __init__(
         self,
@@ -156,6 +191,7 @@ class NeuralNextStepModel(NextStepModel):
         convert_target: str,
         proximal_mu: float,
         item_negatives: int,
+        session_features: bool,
         private: PrivateTraining | None = None,
     ) -> None:
         super().__init__(n_items=n_items, seed=seed)
@@ -177,6 +213,7 @@ class NeuralNextStepModel(NextStepModel):
         self.convert_target = convert_target
         self.proximal_mu = proximal_mu
         self.item_negatives = item_negatives
+        self.session_features = session_features
         self.private = private
         # Validated here, not in fit: the network is built now and its sizes must make sense.
         for key in ("n_items", "embedding_size", "batch_size", "max_len"):
@@ -194,6 +231,7 @@ class NeuralNextStepModel(NextStepModel):
         ):
             require(getattr(self, key) >= 0, key, ">= 0", getattr(self, key))
         require(lr > 0, "lr", "> 0", lr)
+        require(isinstance(session_features, bool), "session_features", "a bool", session_features)
         require(optimizer in OPTIMIZERS, "optimizer", f"one of {OPTIMIZERS}", optimizer)
         require(0 <= momentum < 1, "momentum", "in [0, 1)", momentum)
         require(
@@ -223,7 +261,10 @@ class NeuralNextStepModel(NextStepModel):
         self._log_q: torch.Tensor | None = None  # set by each fit for the sampled softmax
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.network_ = _Network(n_items, embedding_size, dropout, self._build_encoder())
+            n_wide = N_SESSION_FEATURES if session_features else 0
+            self.network_ = _Network(
+                n_items, embedding_size, dropout, self._build_encoder(), n_wide
+            )
 
     @abstractmethod
     def _build_encoder(self) -> nn.Module:
@@ -320,7 +361,8 @@ class NeuralNextStepModel(NextStepModel):
         """The arrays (``get_weights`` names) of the output layers that personalization tunes.
 
         FedPer / FedRep split a network into a shared base and a personal head. The head here is
-        what turns an encoded prefix into predictions: the action and conversion heads, and the
+        what turns an encoded prefix into predictions: the action and conversion heads (with their
+        wide parts), and the
         encoder's last layer with parameters (GRU4Rec's projection, NARM's bilinear decoder,
         SASRec's final norm), which shapes the query the tied item head scores. The item head
         itself is the item embedding the base reads too, so it stays shared.
@@ -330,7 +372,8 @@ class NeuralNextStepModel(NextStepModel):
             for name, module in self.network_.encoder.named_children()
             if any(True for _ in module.parameters())
         ]
-        prefixes = ("action_head.", "convert_head.", f"encoder.{layers[-1]}.")
+        heads = ("action_head.", "convert_head.", "action_wide.", "convert_wide.")
+        prefixes = (*heads, f"encoder.{layers[-1]}.")
         return [name for name, _ in self.network_.named_parameters() if name.startswith(prefixes)]
 
     def fine_tune_heads(
@@ -395,7 +438,7 @@ class NeuralNextStepModel(NextStepModel):
         """Weighted sum of the three heads' losses, each over the cases that carry its label."""
         network = self.network_
         h = network.encode(batch["items"], batch["actions"], batch["lengths"])
-        action_logits, convert_logit = network.action_head(h), network.convert_head(h).squeeze(-1)
+        action_logits, convert_logit = network.heads(h, batch["wide"])
         loss = self.convert_loss_weight * F.binary_cross_entropy_with_logits(
             convert_logit, batch["converts"]
         )
@@ -474,11 +517,17 @@ class NeuralNextStepModel(NextStepModel):
                 batch = _take(data, rows)
                 yield (
                     rows.numpy(),
-                    self.network_(batch["items"], batch["actions"], batch["lengths"]),
+                    self.network_(
+                        batch["items"], batch["actions"], batch["lengths"], batch["wide"]
+                    ),
                 )
 
     def _tensors(self, cases: Cases) -> dict[str, torch.Tensor]:
-        """Cases as tensors: ids shifted by one (0 = padding), the last ``max_len`` steps kept."""
+        """Cases as tensors: ids shifted by one (0 = padding), the last ``max_len`` steps kept.
+
+        The session features (``wide``, ``[n, 0]`` without a wide part) count the whole prefix
+        ``Cases`` holds, not only the ``max_len`` steps the encoder reads.
+        """
         lengths = np.asarray(cases.lengths, dtype=np.int64)
         width = cases.prefixes.shape[1]
         if len(lengths) and (lengths.min() < 1 or lengths.max() > width):
@@ -502,8 +551,13 @@ class NeuralNextStepModel(NextStepModel):
             raise ValueError(
                 f"prefix actions must be in 0..{N_ACTIONS - 1}, got {actions[bad_actions][0]}"
             )
+        if self.session_features:
+            wide = session_features(cases.prefix_actions, lengths)
+        else:
+            wide = np.zeros((len(lengths), 0), np.float32)
         return {
             "items": torch.from_numpy(np.where(real, items + 1, 0)),
+            "wide": torch.from_numpy(wide),
             "actions": torch.from_numpy(np.where(real, actions + 1, 0)),
             "lengths": torch.from_numpy(kept),
             "next_item": torch.from_numpy(np.asarray(cases.next_item, dtype=np.int64)),

@@ -3,8 +3,10 @@
 The arrays are the model's ``get_weights()``; the file header carries a small JSON document
 (model name, ``n_items``, seed, constructor parameters, fedpath version, and the model's
 ``calibration`` when it has one) under the key ``"fedpath"``. A file written before models
-carried a calibration loads as an uncalibrated model. One file rather than a side-car: a
-copied or uploaded model cannot lose its description, and the write is a single atomic rename.
+carried a calibration loads as an uncalibrated model, and one written before a model gained an
+argument (its class's ``absent_in_old_files``) loads with the value it was saved under. One
+file rather than a side-car: a copied or uploaded model cannot lose its description, and the
+write is a single atomic rename.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import fedpath
 from fedpath.errors import DataFormatError
 from fedpath.models.base import NextStepModel
 from fedpath.models.calibration import Calibration
-from fedpath.models.registry import build_model
+from fedpath.models.registry import build_model, model_class
 
 METADATA_KEY = "fedpath"
 ENCRYPTED_SUFFIX = ".enc"  # a model encrypted at rest (fedpath.privacy.crypto), never read here
@@ -131,7 +133,9 @@ def _rebuild(source: str, header: dict[str, str], arrays: dict[str, np.ndarray])
             f"{source}: field {METADATA_KEY!r} must be JSON with model, n_items, seed and params, "
             f"got {header[METADATA_KEY][:200]!r}"
         ) from error
-    model = build_model(name, n_items=n_items, seed=seed, **params)
+    # A file older than one of the class's arguments is rebuilt with the value it was saved under.
+    older = getattr(model_class(name), "absent_in_old_files", {})
+    model = build_model(name, n_items=n_items, seed=seed, **{**older, **params})
     model.set_weights(arrays)
     if "calibration" in metadata:
         try:
