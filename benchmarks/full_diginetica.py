@@ -107,7 +107,7 @@ def simulation_rows(label: str, folder: Path) -> tuple[list[dict[str, Any]], dic
     rows = [
         table_row(
             result["model"],
-            f"{names[system]} ({len(result['rounds'])} rounds)"
+            f"{names[system]} ({len(result['rounds'])} round{'s' * (len(result['rounds']) != 1)})"
             if system == FEDERATED
             else names[system],
             100 * row["recall@20"],

@@ -8,19 +8,20 @@ beside the peer's RecBole figures on the same protocol (``../shared/notes/evalua
 best fedpath neural >= the peer's best neural (SASRec) and >= co-occurrence, centrally and
 federated.
 
-    .venv/bin/python benchmarks/taobao_next_item.py \\
-        --run sasrec=runs/simulate-taobao-sasrec-fedavg-... --run cooccurrence=runs/...
+    .venv/bin/python benchmarks/taobao_next_item.py --run runs/simulate-taobao-gru4rec-... \\
+        --run runs/simulate-taobao-cooccurrence-... --train "sasrec, item loss only"=metrics.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 from typing import Any
 
 from common import RESULTS
-from full_diginetica import CENTRAL, COLUMNS, FEDERATED, simulation_rows, table_row
+from full_diginetica import COLUMNS, simulation_rows, table_row
 
 from fedpath.report import markdown_table, print_table
 from fedpath.runfolder import write_json
@@ -45,53 +46,67 @@ def standard_error(p20_percent: float, cases: int) -> float:
     return 100 * math.sqrt(p * (1 - p) / cases)
 
 
-def goals(sims: dict[str, dict[str, Any]], models: dict[str, str]) -> list[str]:
+def goals(rows: list[dict[str, Any]]) -> list[str]:
     """Best neural vs the peer's best neural and vs co-occurrence, centrally and federated."""
+    ours = [r for r in rows if not r["setting"].startswith("peer")]
+    cooc = [r for r in ours if r["model"] == "cooccurrence" and r["setting"].startswith("central")]
     lines = []
-    peer = PEER[PEER_BEST_NEURAL]
-    for system, name in ((CENTRAL, "centralized"), (FEDERATED, "federated")):
-        scored = {
-            label: (100 * run[system]["recall@20"], 100 * run[system]["mrr@20"])
-            for label, run in sims.items()
-            if system in run
-        }
-        neural = {k: v for k, v in scored.items() if models[k] not in COUNT_MODELS}
+    for kind in ("centralized", "federated"):
+        neural = [
+            r for r in ours if r["model"] not in COUNT_MODELS and r["setting"].startswith(kind)
+        ]
         if not neural:
             continue
-        best = max(neural, key=lambda k: neural[k][0])
-        ours = neural[best]
-        cases = int(sims[best][system]["n_item_cases"])
-        se = standard_error(ours[0], cases)
-        bars = [(f"the peer's {PEER_BEST_NEURAL}", peer)]
-        bars += [(f"fedpath {k}", v) for k, v in scored.items() if models[k] == "cooccurrence"]
+        best = max(neural, key=lambda r: r["P@20 %"])
+        bars = [(f"the peer's {PEER_BEST_NEURAL}", PEER[PEER_BEST_NEURAL])]
+        bars += [("fedpath co-occurrence", (r["P@20 %"], r["MRR@20 %"])) for r in cooc[:1]]
         for bar_name, bar in bars:
-            gap = bar[0] - ours[0]
+            gap = bar[0] - best["P@20 %"]
+            se = standard_error(bar[0], best["test cases"])
             verdict = (
                 "met"
                 if gap <= 0
                 else f"not met, short by {gap:.2f} points ({gap / se:.1f} s.e. of {se:.2f})"
             )
             lines.append(
-                f"best {name} neural ({best}: {ours[0]:.2f} / {ours[1]:.2f}) "
-                f">= {bar_name} ({bar[0]:.2f} / {bar[1]:.2f}) on R@20: {verdict}"
+                f"best {kind} neural ({best['model']}, {best['setting']}: "
+                f"{best['P@20 %']:.2f} / {best['MRR@20 %']:.2f}) >= {bar_name} "
+                f"({bar[0]:.2f} / {bar[1]:.2f}) on R@20: {verdict}"
             )
     return lines
 
 
+def train_rows(label: str, path: Path) -> list[dict[str, Any]]:
+    """A `fedpath train` run (its ``metrics.json``): one centralized row, test split."""
+    test = json.loads(path.read_text())["test"]
+    setting = f"centralized, fedpath train ({label})"
+    n = int(test["n_item_cases"])
+    return [
+        table_row(
+            label.split(",")[0].strip(),
+            setting,
+            100 * test["recall@20"],
+            100 * test["mrr@20"],
+            n,
+            path.name,
+        )
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", action="append", default=[], help="LABEL=run folder")
+    parser.add_argument("--run", action="append", default=[], help="simulate run folder or JSON")
+    parser.add_argument("--train", action="append", default=[], help="LABEL=metrics.json")
     parser.add_argument("--out", default=str(RESULTS / "taobao_next_item"))
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
-    sims, models = {}, {}
-    for spec in args.run:
-        label, folder = spec.split("=", 1)
-        sim_rows, sims[label] = simulation_rows("federated by category partners", Path(folder))
-        models[label] = sim_rows[0]["model"]
-        rows += sim_rows
+    for folder in args.run:
+        rows += simulation_rows("federated by category partners", Path(folder))[0]
+    for spec in args.train:
+        label, path = spec.split("=", 1)
+        rows += train_rows(label, Path(path))
     rows += [table_row(name, "peer (RecBole)", *f, PEER_CASES, "notes") for name, f in PEER.items()]
-    verdicts = goals(sims, models)
+    verdicts = goals(rows)
     title = "Taobao-772 by category partners: R@20 (= P@20) / MRR@20 in %"
     print_table(rows, COLUMNS, title=title)
     print("\n".join(verdicts))
