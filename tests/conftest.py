@@ -38,3 +38,14 @@ def run_cli(*args: str, cwd: Path = REPO, timeout: int = 600) -> subprocess.Comp
     )
     assert proc.returncode == 0, f"fedpath {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread, as in a partner process: two threads on busy cores run slower."""
+    import torch  # here, so tests that never train do not pay for importing torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from session_data import session
 
 from fedpath.data.cases import expand_prefixes
@@ -15,15 +14,6 @@ from fedpath.models.registry import build_model
 from fedpath.privacy.dp.config import SessionDP
 from fedpath.privacy.dp.session import SessionDPSGD
 from fedpath.privacy.membership import loss_threshold_auc, session_losses, split_members
-
-
-@pytest.fixture
-def one_thread():
-    """One torch thread, as in a partner process: two threads on busy cores run slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_a_sessions_loss_is_its_mean_next_item_cross_entropy_over_the_scores():

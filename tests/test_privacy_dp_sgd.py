@@ -24,13 +24,7 @@ from fedpath.privacy.dp.session import SessionDPSGD
 NO_NOISE = 1e-9  # the settings require noise > 0; this much is invisible at these scales
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread, as in a partner process: two threads on busy cores run slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _setup(n_sessions: int, rows_per_session: int, width: int, seed: int = 0):

@@ -8,7 +8,6 @@ import struct
 
 import numpy as np
 import pytest
-import torch
 from safetensors.numpy import load, save
 
 from fedpath.data.cases import expand_prefixes
@@ -57,12 +56,7 @@ def funnel_log(n_sessions: int, seed: int) -> Cases:
     return expand_prefixes(sessions, max_len=12)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_a_cart_the_encoder_no_longer_reads_still_decides_conversion() -> None:
