@@ -127,6 +127,37 @@ def test_the_clipped_sum_clips_each_sessions_mean_gradient_worked_by_hand():
     assert change.tolist() == pytest.approx([-0.5, -2.0 / 3], rel=1e-5)
 
 
+def test_a_sparse_embedding_gradient_is_clipped_and_summed_as_its_dense_twin():
+    # Prepare: the same table read with sparse and with dense gradients; session 1 reads row 2
+    # twice (its duplicate rows must be summed before the norm), both sessions share row 2, and
+    # a weight beside the table counts in each session's norm. Clip 0.5 binds every session.
+    torch.manual_seed(0)
+    weight, scale = torch.randn(6, 3), torch.randn(3)
+    reads = [torch.tensor([[1, 2], [4, 1]]), torch.tensor([[2, 2], [5, 3]])]
+    settings = SessionDP(noise_multiplier=NO_NOISE, clip_norm=0.5, sample_rate=1.0)
+
+    def clipped(sparse: bool) -> list[torch.Tensor]:
+        table = nn.Embedding(6, 3, sparse=sparse)
+        beside = nn.Parameter(scale.clone())
+        with torch.no_grad():
+            table.weight.copy_(weight)
+
+        def loss_of(rows: torch.Tensor) -> torch.Tensor:
+            return (table(reads[int(rows[0])]) * beside).sum() ** 2
+
+        total, _ = SessionDPSGD(settings).clipped_sum(
+            [table.weight, beside], [torch.tensor([0]), torch.tensor([1])], loss_of
+        )
+        return total
+
+    # Execute
+    sparse, dense = clipped(sparse=True), clipped(sparse=False)
+    # Assert: equal sums, and clipping happened (each session adds at most 0.5 in norm)
+    assert all(torch.allclose(s, d, atol=1e-6) for s, d in zip(sparse, dense, strict=True))
+    assert 0.5 < float(torch.cat([t.flatten() for t in dense]).norm()) <= 1.0 + 1e-6
+    assert sparse[0][0].abs().sum() == 0  # a row no session read gets nothing
+
+
 # Peak RSS of a fresh process after a step of 10 sessions, then after a step of 200, on a
 # 500 x 500 linear network (1 MB a gradient): stacking per-session gradients, as Opacus's
 # DPOptimizer needs, adds ~360 MB at 200 sessions; a running sum adds nothing.

@@ -430,9 +430,21 @@ class NeuralNextStepModel(NextStepModel):
         """One epoch of ``self.private``, its loss the same joint loss over a session's rows."""
         assert self.private is not None
         self.network_.train()
-        return self.private.epoch(
-            self.network_, data["session"], lambda rows: self._loss(_take(data, rows)), optimizer
-        )
+        # Row-sparse item-table gradients while each session's gradient is clipped alone: a
+        # session reads a few thousand of the catalogue's rows, and a dense gradient would cost
+        # the whole table per session (fedpath.privacy.dp.session). The optimizer still gets the
+        # dense noised sum; non-private training keeps dense gradients, which Adam needs.
+        item_table = self.network_.item_embedding
+        item_table.sparse = True
+        try:
+            return self.private.epoch(
+                self.network_,
+                data["session"],
+                lambda rows: self._loss(_take(data, rows)),
+                optimizer,
+            )
+        finally:
+            item_table.sparse = False
 
     def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Weighted sum of the three heads' losses, each over the cases that carry its label."""
@@ -472,12 +484,15 @@ class NeuralNextStepModel(NextStepModel):
 
     def _item_loss(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the next item: over the catalogue, or over sampled candidates."""
-        items = self.network_.item_embedding.weight[1:]  # [n_items, emb]
+        table = self.network_.item_embedding
         if self._log_q is None:  # item_negatives == 0: the full softmax
-            return F.cross_entropy(h @ items.T, targets)
+            return F.cross_entropy(h @ table.weight[1:].T, targets)
         negatives = torch.randint(self.n_items, (self.item_negatives,))
         candidates, where = torch.unique(torch.cat([targets, negatives]), return_inverse=True)
-        logits = h @ items[candidates].T - self._log_q[candidates]  # [batch, candidates]
+        # Read as an embedding lookup (item j is row j + 1), so a sparse table's gradient stays
+        # row-sparse here too.
+        rows = F.embedding(candidates + 1, table.weight, sparse=table.sparse)
+        logits = h @ rows.T - self._log_q[candidates]  # [batch, candidates]
         return F.cross_entropy(logits, where[: len(targets)])
 
     def _valid_metrics(self, valid: Cases) -> dict[str, float]:
