@@ -12,6 +12,7 @@ from session_data import session
 from fedpath.data.cases import expand_prefixes
 from fedpath.models.registry import build_model
 from fedpath.privacy.dp.config import SessionDP
+from fedpath.privacy import membership
 from fedpath.privacy.dp.session import SessionDPSGD
 from fedpath.privacy.membership import loss_threshold_auc, session_losses, split_members
 
@@ -26,6 +27,21 @@ def test_a_sessions_loss_is_its_mean_next_item_cross_entropy_over_the_scores():
     # Assert: x predicts item 2 once; y predicts 0 then 1
     assert losses[0] == pytest.approx(log_norm - 2)
     assert losses[1] == pytest.approx(((log_norm - 0) + (log_norm - 1)) / 2)
+
+
+def test_losses_scored_a_chunk_at_a_time_equal_the_losses_scored_at_once(monkeypatch, one_thread):
+    # Prepare: a neural model (its scores are logits), and sessions whose cases straddle chunks
+    # of 2 (3 and 2 cases)
+    model = build_model("gru4rec", n_items=4, seed=0, epochs=1, hidden_size=4, embedding_size=4)
+    model.fit(expand_prefixes([session("a", [0, 1, 2, 3]), session("b", [1, 2, 0])]))
+    sessions = [session("x", [0, 1, 2, 3]), session("y", [2, 0, 1])]
+    at_once = session_losses(model, sessions)
+    monkeypatch.setattr(membership, "CHUNK", 2)
+    # Execute
+    chunked = session_losses(model, sessions)
+    # Assert
+    assert chunked == pytest.approx(at_once)
+    assert at_once[0] != pytest.approx(at_once[1])
 
 
 def test_members_and_non_members_are_a_seeded_random_halving():
