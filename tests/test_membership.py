@@ -11,8 +11,8 @@ from session_data import session
 
 from fedpath.data.cases import expand_prefixes
 from fedpath.models.registry import build_model
-from fedpath.privacy.dp.config import SessionDP
 from fedpath.privacy import membership
+from fedpath.privacy.dp.config import SessionDP
 from fedpath.privacy.dp.session import SessionDPSGD
 from fedpath.privacy.membership import loss_threshold_auc, session_losses, split_members
 
