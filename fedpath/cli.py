@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fedpath.clients.daemon import partner_command
-from fedpath.errors import ConfigError, FedpathError
+from fedpath.errors import ConfigError, FedpathError, require
 from fedpath.privacy.commands import audit_command
 from fedpath.server.deployed.commands import coordinator_command, provision_command, status_command
 
@@ -107,6 +107,21 @@ def _settings(cls: type[T], node: DictConfig, group: str) -> T:
     return cls(**values)
 
 
+def _integer(cfg: DictConfig, key: str) -> int:
+    """The setting at dotted ``key`` as an int: ``seed=abc`` is a ConfigError naming the key (one
+    line for the user), not the ``ValueError`` traceback ``int()`` would raise."""
+    value = OmegaConf.select(cfg, key)
+    require(isinstance(value, int) and not isinstance(value, bool), key, "an integer", value)
+    return int(value)
+
+
+def _number(cfg: DictConfig, key: str) -> float:
+    """The setting at dotted ``key`` as a float, refused like :func:`_integer`."""
+    value = OmegaConf.select(cfg, key)
+    require(isinstance(value, int | float) and not isinstance(value, bool), key, "a number", value)
+    return float(value)
+
+
 def _run_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
@@ -118,10 +133,10 @@ def _train_settings(cfg: DictConfig) -> TrainSettings:
     return TrainSettings(
         model_name=model_params.pop("name"),
         model_params=model_params,
-        seed=int(cfg.seed),
-        threads=int(cfg.train.threads),
-        review_threshold=float(cfg.train.review_threshold),
-        review_items_k=int(cfg.train.review_items_k),
+        seed=_integer(cfg, "seed"),
+        threads=_integer(cfg, "train.threads"),
+        review_threshold=_number(cfg, "train.review_threshold"),
+        review_items_k=_integer(cfg, "train.review_items_k"),
         ks=tuple(int(k) for k in cfg.train.ks),
     )
 
@@ -161,7 +176,9 @@ def _prepare(cfg: DictConfig, run_dir: Path) -> PreparedData:
         actions=_plain(cfg.data.actions) if cfg.data.get("actions") else None,
         time_format=cfg.data.get("time_format"),
     )
-    return prepare(source, ProtocolConfig(**_plain(cfg.protocol)), run_dir, seed=int(cfg.seed))
+    return prepare(
+        source, ProtocolConfig(**_plain(cfg.protocol)), run_dir, seed=_integer(cfg, "seed")
+    )
 
 
 def _data_path(value: str | None) -> Path | None:
@@ -229,10 +246,10 @@ def _simulate(cfg: DictConfig) -> None:
         model_params=train.model_params,
         strategy=strategy_params.pop("name"),
         strategy_params=strategy_params,
-        rounds=int(cfg.rounds),
-        local_epochs=int(cfg.local_epochs),
-        fraction_fit=float(cfg.fraction_fit),
-        fraction_evaluate=float(cfg.fraction_evaluate),
+        rounds=_integer(cfg, "rounds"),
+        local_epochs=_integer(cfg, "local_epochs"),
+        fraction_fit=_number(cfg, "fraction_fit"),
+        fraction_evaluate=_number(cfg, "fraction_evaluate"),
         eval_split=str(cfg.eval_split),
         calibration=bool(cfg.calibration),
         secagg=_settings(SecAggSettings, cfg.secagg, "secagg"),
@@ -244,9 +261,9 @@ def _simulate(cfg: DictConfig) -> None:
         seed=train.seed,
         ks=train.ks,
         review_threshold=train.review_threshold,
-        max_len=int(cfg.protocol.max_prefix_length),
-        threads_per_partner=int(cfg.threads_per_partner),
-        cpus_per_partner=float(cfg.cpus_per_partner),
+        max_len=_integer(cfg, "protocol.max_prefix_length"),
+        threads_per_partner=_integer(cfg, "threads_per_partner"),
+        cpus_per_partner=_number(cfg, "cpus_per_partner"),
     )
     settings = ExperimentSettings(
         federation=federation,
@@ -283,7 +300,7 @@ def _simulate(cfg: DictConfig) -> None:
 def _synth(cfg: DictConfig) -> None:
     from fedpath.synth import SynthConfig, run_synth
 
-    path = run_synth(SynthConfig(**_plain(cfg.synth)), Path(cfg.out), seed=int(cfg.seed))
+    path = run_synth(SynthConfig(**_plain(cfg.synth)), Path(cfg.out), seed=_integer(cfg, "seed"))
     print(f"synthetic log written: {path}")
 
 

@@ -53,6 +53,8 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str)
         (["data=file", "data.path={tmp}/header.csv"], ["header.csv: must hold at least one"]),
         (["modle=markov"], ["Could not override 'modle'", "+modle=markov"]),
         (["model=nosuch"], ["Could not find 'model/nosuch'", "choose one of: ", "markov"]),
+        (["seed=abc"], ["seed must be an integer, got 'abc'"]),
+        (["train.review_threshold=high"], ["train.review_threshold must be a number, got 'high'"]),
         (
             [
                 "model=markov",
@@ -64,7 +66,16 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str)
             ["item key file", "item.key must hold at least 16 bytes, got 3"],
         ),
     ],
-    ids=["missing-file", "directory", "header-only", "bad-override", "bad-choice", "short-key"],
+    ids=[
+        "missing-file",
+        "directory",
+        "header-only",
+        "bad-override",
+        "bad-choice",
+        "not-an-integer",
+        "not-a-number",
+        "short-key",
+    ],
 )
 def test_train_refuses_a_users_mistake_in_one_line(tmp_path, overrides, needles) -> None:
     # Prepare
@@ -87,6 +98,13 @@ def test_simulate_refuses_too_many_partners_in_one_line(tmp_path) -> None:
     proc = fedpath("simulate", "partners=100000", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
 
     assert_one_line_error(proc, "fedpath: error: ", "n_partners must be in [2, 1000], got 100000")
+    assert proc.returncode == 1
+
+
+def test_simulate_refuses_a_fractional_round_count_in_one_line(tmp_path) -> None:
+    proc = fedpath("simulate", "rounds=2.5", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+
+    assert_one_line_error(proc, "fedpath: error: rounds must be an integer, got 2.5")
     assert proc.returncode == 1
 
 
