@@ -28,6 +28,7 @@ union would (``fedpath.server.calibration_round``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -130,8 +131,13 @@ def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> dict[str, np.n
 
 
 def candidate_cutoffs(threshold: float) -> np.ndarray:
-    """[k] the cutoffs a gate may certify: ``threshold``, ``threshold + CUTOFF_STEP``, ... < 1."""
-    return np.arange(threshold, 1.0, CUTOFF_STEP)
+    """[k] the cutoffs a gate may certify: ``threshold``, ``threshold + CUTOFF_STEP``, ... < 1.
+
+    Counted in whole steps: ``np.arange(0.85, 1.0, 0.01)`` also yields 0.99999..., a spurious
+    cutoff of 1 (the float quotient 15.000000000000002 rounds up to 16 steps).
+    """
+    steps = math.ceil(round((1.0 - threshold) / CUTOFF_STEP, 9))
+    return threshold + CUTOFF_STEP * np.arange(steps)
 
 
 def cutoff_counts(confidence: np.ndarray, correct: np.ndarray, threshold: float) -> np.ndarray:

@@ -10,6 +10,7 @@ from fedpath.data.cases import expand_prefixes
 from fedpath.models.base import Predictions
 from fedpath.review import (
     ReviewGate,
+    candidate_cutoffs,
     certified_cutoff,
     cutoff_counts,
     decide,
@@ -109,3 +110,16 @@ def test_cutoff_counts_by_hand_and_summed_halves_certify_the_union_cutoff() -> N
     assert certified_cutoff(summed, 0.85) == gate.fit(outputs, cases).cutoff_ == pytest.approx(0.85)
     with pytest.raises(ValueError, match="counts must have shape"):
         certified_cutoff(summed[:, :3], 0.85)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "first", "count"), [(0.85, 0.85, 15), (0.5, 0.5, 50), (0.99, 0.99, 1)]
+)
+def test_candidate_cutoffs_step_from_the_threshold_and_stay_below_one(threshold, first, count):
+    # Execute
+    cutoffs = candidate_cutoffs(threshold)
+    # Assert: whole steps of 0.01, the last one 0.99 (np.arange gave a 16th, 0.99999..., at 0.85)
+    assert len(cutoffs) == count
+    assert cutoffs[0] == pytest.approx(first)
+    assert cutoffs[-1] == pytest.approx(0.99)
+    assert np.allclose(np.diff(cutoffs), 0.01)
