@@ -24,8 +24,8 @@ from fedpath.privacy.dp.config import PrivacySettings, check_combination
 
 # Protocol keys the contract sets itself: the item space is the contract's, never a partner's.
 RESERVED_PROTOCOL_KEYS = ("item_buckets", "item_key_path", "max_prefix_length")
-# A deployed campaign runs no sizing round, so ``pair_cells: auto`` sends the dense
-# item_buckets² table; above this many entries (the fixed default's former payload, 4 · 2**22)
+# Under session DP, ``pair_cells: auto`` sends the dense item_buckets² table (its noise must
+# cover every pair); above this many entries (the fixed default's former payload, 4 · 2**22)
 # the contract must name an integer pair_cells instead.
 DENSE_AUTO_LIMIT = 4 * 2**22
 
@@ -105,12 +105,6 @@ class FederationContract:
             funnel=False,  # a deployed campaign runs no funnel round
         )
         require_dense_pairs(privacy, spec)
-        if spec.sized_by_run and self.item_buckets**2 > DENSE_AUTO_LIMIT:
-            raise ConfigError(
-                f"federation.model_params.pair_cells must be an integer for {self.item_buckets} "
-                f"item_buckets: a deployed campaign runs no sizing round, so 'auto' sends the "
-                f"dense {self.item_buckets}² table, above {DENSE_AUTO_LIMIT} entries"
-            )
 
     def privacy_settings(self) -> PrivacySettings:
         """The campaigns' differential privacy; ``enabled`` is False when the contract has none."""
@@ -120,10 +114,12 @@ class FederationContract:
             raise ConfigError(f"federation.privacy: {error}") from None
 
     def model_spec(self) -> ModelSpec:
-        """The model both sides build: one embedding row per item bucket; a pair table under
-        ``pair_cells: auto`` travels dense (no sizing round runs in a deployed campaign)."""
+        """The model both sides build: one embedding row per item bucket. A pair table under
+        ``pair_cells: auto`` is sized by each campaign's size round (``server/pair_size_round.py``),
+        or travels dense under session DP, as in a simulation."""
         spec = self._declared_spec()
-        return spec.with_dense_pairs() if spec.sized_by_run else spec
+        private = self.privacy_settings().enabled
+        return spec.with_dense_pairs() if spec.sized_by_run and private else spec
 
     def _declared_spec(self) -> ModelSpec:
         return ModelSpec(self.model, self.item_buckets, dict(self.model_params), self.seed)

@@ -9,6 +9,7 @@ default test takes one to three minutes, the `slow` ones several each.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -101,6 +102,11 @@ def test_loopback_federation_trains_promotes_and_serves(markov_federation: Loopb
     assert (record["round"], record["participants"], record["dropped"]) == (1, [0, 1, 2], 0)
     run_log = next((loop.state / "logs").glob("run-c0001-*.log")).read_text()
     assert "Secure aggregation completed" in run_log
+    # ... the pair table crossed as a sketch sized by a secure sum of the partners' distinct pairs,
+    # not as the dense 512² table (65,536 cells of 4 fields)
+    sized = re.search(r"pair sketch: (\d+) cells for (\d+) summed distinct pairs of 3", run_log)
+    assert sized is not None, run_log[-2000:]
+    assert int(sized[2]) > 0 and int(sized[1]) < 512**2 // 4
     # ... the gate promoted the model, calibrated from secure sums, and every partner serves it
     registry = coordinator_registry(loop)
     promoted = registry.promoted()

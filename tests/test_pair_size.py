@@ -84,19 +84,23 @@ def test_an_auto_spec_encodes_at_the_agreed_size_and_reads_it_back_from_the_shap
     assert (back.pair_counts() != fits[0].pair_counts()).nnz == 0
 
 
-def test_a_deployed_contract_sends_auto_dense_and_asks_an_integer_above_the_old_payload() -> None:
-    # Prepare / Execute: a campaign runs no size round, so auto means the dense table
-    default = FederationContract(model="markov", item_buckets=4096).model_spec()
+def test_a_deployed_contract_leaves_auto_to_the_campaigns_size_round_and_goes_dense_under_dp():
+    # Prepare / Execute: a campaign sizes the sketch from its partners' pairs, as a simulation does
+    default = FederationContract(model="markov", item_buckets=8192).model_spec()
+    private = FederationContract(
+        model="markov",
+        item_buckets=4096,
+        privacy={"session": {"noise_multiplier": 1.0}},
+    ).model_spec()
     forced = FederationContract(
         model="markov", item_buckets=8192, model_params={"pair_cells": 3 * 2**20}
     ).model_spec()
 
-    # Assert: 4096² = 4 · 2**22 entries (the fixed default's former payload) go dense; above it
-    # the contract must name a size
-    assert not default.sized_by_run and not default.pair_wire.sketched
+    # Assert: auto waits for the run's size (any catalogue); DP sends the dense table; an integer
+    # is kept as given
+    assert default.sized_by_run
+    assert not private.sized_by_run and not private.pair_wire.sketched
     assert forced.pair_wire.sketched and forced.pair_wire.cells == 3 * 2**20
-    with pytest.raises(ConfigError, match="pair_cells must be an integer for 8192 item_buckets"):
-        FederationContract(model="markov", item_buckets=8192)
 
 
 def test_session_dp_sends_an_auto_table_dense_up_to_the_old_payload_and_names_it_above() -> None:

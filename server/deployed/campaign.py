@@ -46,6 +46,7 @@ from fedpath.server.deployed.publish import publish
 from fedpath.server.deployed.settings import NODE_IDS, CoordinatorSettings, registered_nodes
 from fedpath.server.deployed.status import CAMPAIGN, write_status
 from fedpath.server.gate import GateRound
+from fedpath.server.pair_size_round import PairSizeRound
 from fedpath.server.sum_round import sum_workflow
 from fedpath.strategies.factory import sampled_partners
 from fedpath.strategies.meter import ByteMeter, payload_bytes
@@ -188,9 +189,14 @@ class Campaign:
 
     # --------------------------------------------------------------------------- training
     def _train(self, grid: Grid, context: Context, start: Checkpoint) -> Checkpoint:
+        sizing = self._size_pairs(grid, context)
         # Flower waits for ``min_partners`` to be connected before round 1.
         strategy = federation_strategy(
-            self.config, start.weights, self.settings.min_partners, self.scale
+            self.config,
+            start.weights,
+            self.settings.min_partners,
+            self.scale,
+            None if sizing is None else sizing.agreed_cells,
         )
         restore_strategy_state(strategy, start.strategy_state)
         meter = ShiftedMeter(start.round)
@@ -235,6 +241,27 @@ class Campaign:
                 f"{latest[0].round}; see the rounds' failures above"
             )
         return latest[0]
+
+    def _size_pairs(self, grid: Grid, context: Context) -> PairSizeRound | None:
+        """Under ``pair_cells: auto``, the pair sketch's size from a secure sum of the connected
+        partners' distinct pairs (as in a simulation); None for other models. Every connected
+        partner is summed, so the bound covers whichever of them the count round samples; a
+        partner joining after this step could overflow it, and the sum would then refuse to
+        decode rather than return wrong counts (``fedpath.federation.pair_sketch``)."""
+        if not self.spec.sized_by_run:
+            return None
+        self._status(state="sizing the pair sketch")
+        connected = len(grid.get_node_ids())
+        sizing = PairSizeRound(connected, *sum_workflow(self.config.secagg, connected))
+        sizing(grid, context)
+        log.info(
+            "pair sketch: %d cells for %d summed distinct pairs of %d partners",
+            sizing.agreed_cells(),
+            sizing.pairs,
+            connected,
+            extra={"event": "pair_sketch_sized", "cells": sizing.cells, "pairs": sizing.pairs},
+        )
+        return sizing
 
     def _commit(
         self,
