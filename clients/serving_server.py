@@ -33,6 +33,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 
 GRACE_S = 5.0  # seconds in-flight requests get to finish when the server stops
 STARTUP_S = 30.0  # seconds uvicorn gets to start serving on the bound socket
+ORPHAN_POLL_S = 1.0  # seconds between a worker's checks that the daemon still lives
 
 
 def is_loopback(host: str) -> bool:
@@ -303,13 +305,28 @@ def _worker(
     log_level: int,
 ) -> None:
     """One worker process: JSON logs like the daemon's, the model loaded before it accepts, the
-    daemon's checks read from ``health_file``; SIGTERM stops it."""
+    daemon's checks read from ``health_file``; SIGTERM stops it, and so does the daemon's end."""
     configure_json_logging(log_level)
     service.checks = {name: partial(_handed_check, health_file, name) for name in checks}
     service.source.current()
     server = uvicorn.Server(_config(service, token))
+    threading.Thread(
+        target=_stop_when_orphaned, args=(server, os.getppid()), name="fedpath-parent", daemon=True
+    ).start()
     ready.put(os.getpid())
     server.run(sockets=[sock])
+
+
+def _stop_when_orphaned(server: uvicorn.Server, parent: int) -> None:
+    """Stop serving once the daemon is gone, however it went: a SIGKILLed daemon runs no
+    ``shutdown``, and its workers would go on answering with a model nobody updates and holding
+    its port. The daemon's death re-parents the worker, which changes ``getppid``."""
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_POLL_S)
+    log.warning(
+        "the partner daemon is gone; this /predict worker stops", extra={"event": "orphaned"}
+    )
+    server.should_exit = True
 
 
 def _handed_check(health_file: Path, name: str) -> tuple[bool, Any]:

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -134,6 +135,45 @@ def test_a_worker_pool_keeps_the_token_the_read_deadline_and_the_4xx(tmp_path: P
     assert malformed[0] == 400 and "JSON" in json.loads(malformed[1])["error"]
     assert allowed[0] == 200
     assert half_sent.startswith(b"HTTP/1.1 408")
+
+
+_POOL_SCRIPT = """
+import os, signal, sys, time
+sys.path.insert(0, {tests!r})
+from test_serving_hardening import start
+from pathlib import Path
+server = start(Path({folder!r}), workers=2)
+print(*[p.pid for p in server.processes], flush=True)
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper does not)."""
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in state
+
+
+def test_workers_stop_when_their_daemon_is_killed(tmp_path: Path) -> None:
+    # Prepare: a process serving through two workers, then SIGKILLed (no shutdown runs)
+    script = _POOL_SCRIPT.format(tests=str(Path(__file__).parent), folder=str(tmp_path))
+    daemon = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert daemon.stdout is not None
+    workers = [int(pid) for pid in daemon.stdout.readline().split()]
+    assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+
+    # Execute
+    daemon.kill()
+    daemon.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    # Assert: no orphan keeps serving
+    assert not any(_alive(pid) for pid in workers)
 
 
 def test_off_loopback_needs_a_token_to_start(tmp_path: Path) -> None:
