@@ -12,10 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from fedpath.data.containers import Cases
-from fedpath.models.popularity import N_LOGGED, last_items
+from fedpath.models.popularity import last_items
+from fedpath.models.session_features import action_history
 from fedpath.schema import N_ACTIONS
-
-LAST_ACTIONS = 2  # how many of the prefix's last actions are one-hot encoded
 
 
 class SessionFeatures:
@@ -45,17 +44,10 @@ class SessionFeatures:
 
     def transform(self, cases: Cases) -> np.ndarray:
         """[n, n_features] float64; an item unseen in train gets zero counts and the prior mix."""
-        n = len(cases)
         width = cases.prefixes.shape[1]
         real = np.arange(width)[None, :] < cases.lengths[:, None]  # [n, width]
-        actions = np.where(real, cases.prefix_actions, -1)
-        counts = np.stack([(actions == a).sum(axis=1) for a in range(N_LOGGED)], axis=1)
+        counts, last_actions = action_history(cases.prefix_actions, cases.lengths)
         lengths = cases.lengths.astype(np.float64)
-        last_actions = []
-        for back in range(1, LAST_ACTIONS + 1):
-            column = np.clip(cases.lengths - back, 0, None)
-            step = np.where(cases.lengths >= back, actions[np.arange(n), column], -1)
-            last_actions.append(np.stack([step == a for a in range(N_LOGGED)], axis=1))
         items = np.where(real, cases.prefixes, -1)
         distinct = np.array([len(np.unique(row[row >= 0])) for row in items], dtype=np.float64)
         last = last_items(cases)

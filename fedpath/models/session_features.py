@@ -34,15 +34,7 @@ def session_features(prefix_actions: np.ndarray, lengths: np.ndarray) -> np.ndar
     the prefix as ``Cases`` holds it (its last ``max_len`` events).
     """
     lengths = np.asarray(lengths, dtype=np.int64)
-    n, width = prefix_actions.shape
-    real = np.arange(width)[None, :] < lengths[:, None]  # [n, width]
-    actions = np.where(real, prefix_actions, -1)
-    counts = np.stack([(actions == a).sum(axis=1) for a in range(N_LOGGED)], axis=1)  # [n, 3]
-    last = []
-    for back in range(1, LAST_ACTIONS + 1):
-        column = np.clip(lengths - back, 0, None)
-        step = np.where(lengths >= back, actions[np.arange(n), column], -1)
-        last.append(np.stack([step == a for a in range(N_LOGGED)], axis=1))
+    counts, last = action_history(prefix_actions, lengths)
     return np.column_stack(
         [
             np.log1p(lengths),
@@ -52,3 +44,23 @@ def session_features(prefix_actions: np.ndarray, lengths: np.ndarray) -> np.ndar
             *last,
         ]
     ).astype(np.float32)
+
+
+def action_history(
+    prefix_actions: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Each logged action's count in each prefix (``[n, 3]``), and the one-hot ``[n, 3]`` of the
+    last, second-last, ... (``LAST_ACTIONS``) action, all zero where the prefix is shorter: the
+    action history the wide part and the scikit-learn baselines (``fedpath.baselines``) both read.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    n, width = prefix_actions.shape
+    real = np.arange(width)[None, :] < lengths[:, None]  # [n, width]
+    actions = np.where(real, prefix_actions, -1)
+    counts = np.stack([(actions == a).sum(axis=1) for a in range(N_LOGGED)], axis=1)
+    last = []
+    for back in range(1, LAST_ACTIONS + 1):
+        column = np.clip(lengths - back, 0, None)
+        step = np.where(lengths >= back, actions[np.arange(n), column], -1)
+        last.append(np.stack([step == a for a in range(N_LOGGED)], axis=1))
+    return counts, last
