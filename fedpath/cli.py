@@ -24,6 +24,7 @@ from fedpath.clients.daemon import partner_command
 from fedpath.errors import ConfigError, FedpathError, require
 from fedpath.privacy.commands import audit_command
 from fedpath.server.deployed.commands import coordinator_command, provision_command, status_command
+from fedpath.settings_types import annotated_types, check_types
 
 if TYPE_CHECKING:
     from fedpath.simulations.pipeline import PreparedData
@@ -104,6 +105,7 @@ def _settings(cls: type[T], node: DictConfig, group: str) -> T:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"{group}.{unknown[0]} is not a setting of {group}: use {sorted(known)}")
+    check_types(values, annotated_types(cls), group)
     return cls(**values)
 
 
@@ -137,7 +139,7 @@ def _train_settings(cfg: DictConfig) -> TrainSettings:
         threads=_integer(cfg, "train.threads"),
         review_threshold=_number(cfg, "train.review_threshold"),
         review_items_k=_integer(cfg, "train.review_items_k"),
-        ks=tuple(int(k) for k in cfg.train.ks),
+        ks=tuple(_integer(cfg, f"train.ks.{i}") for i in range(len(cfg.train.ks))),
     )
 
 

@@ -55,6 +55,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str)
         (["model=nosuch"], ["Could not find 'model/nosuch'", "choose one of: ", "markov"]),
         (["seed=abc"], ["seed must be an integer, got 'abc'"]),
         (["train.review_threshold=high"], ["train.review_threshold must be a number, got 'high'"]),
+        (["model=gru4rec", "model.lr=fast"], ["model.lr must be a number, got 'fast'"]),
         (
             [
                 "model=markov",
@@ -74,6 +75,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str)
         "bad-choice",
         "not-an-integer",
         "not-a-number",
+        "model-not-a-number",
         "short-key",
     ],
 )

@@ -8,6 +8,7 @@ from typing import Any
 
 from fedpath.errors import ConfigError
 from fedpath.models.base import NextStepModel
+from fedpath.settings_types import annotated_types, check_types
 from fedpath.yamlconf import packaged_yaml
 
 MODELS: dict[str, str] = {
@@ -55,4 +56,5 @@ def build_model(name: str, *, n_items: int, seed: int = 0, **params: Any) -> Nex
         raise ConfigError(
             f"model.{unknown[0]} is not a {name} hyper-parameter; its keys are {sorted(defaults)}"
         )
+    check_types(params, annotated_types(cls), "model")
     return cls(n_items=n_items, seed=seed, **{**defaults, **params})
