@@ -31,6 +31,7 @@ from fedpath.federation.keys import (
     FUNNEL_FORECAST,
     FUNNEL_TASK,
     GATE_COUNTS_TASK,
+    ITEM_ROWS,
     LOCAL_EPOCHS,
     N_ITEM_CASES,
     NLL_TASK,
@@ -39,6 +40,7 @@ from fedpath.federation.keys import (
     PARTNER,
     PROXIMAL_MU,
     REVIEW_THRESHOLD,
+    SEEN_ROWS,
     SERVER_ROUND,
     TASK,
     TEMPERATURES,
@@ -54,6 +56,7 @@ from fedpath.models.temperature import Temperatures
 from fedpath.privacy.dp.budget import SESSION_EPSILON
 from fedpath.privacy.dp.counts import encode_signed_counts
 from fedpath.strategies.secure_sum import encode_counts, encode_fixed
+from fedpath.strategies.seen_rows import ITEM_TABLE, mask_unseen_rows
 
 if TYPE_CHECKING:
     from fedpath.privacy.dp.client import PartnerPrivacy
@@ -79,6 +82,16 @@ class ClientSettings:
         """The reported loss is ``1 - recall@loss_k``: one number every model, count or neural,
         has, and the quantity the project compares runs on."""
         return max(self.ks)
+
+
+def held_rows(cases: Cases, n_items: int) -> np.ndarray:
+    """``[n_items + 1]`` bool: the item-table rows of the items in ``cases``' prefixes and next
+    items (item j is row j + 1; row 0, the padding row, is never held)."""
+    inside = np.arange(cases.prefixes.shape[1])[None, :] < cases.lengths[:, None]
+    rows = np.zeros(n_items + 1, dtype=bool)
+    rows[cases.prefixes[inside] + 1] = True
+    rows[cases.next_item[cases.next_item >= 0] + 1] = True
+    return rows
 
 
 def round_seed(seed: int, partner: int, server_round: int) -> int:
@@ -165,7 +178,11 @@ class PartnerClient(NumPyClient):
         if session is None:
             metrics[TRAIN_LOSS] = losses[-1]
         weight = len(train) if privacy is None else 1
-        return self.spec.to_arrays(model.get_weights()), weight, metrics
+        arrays = self.spec.to_arrays(model.get_weights())
+        if config.get(ITEM_ROWS) == SEEN_ROWS:
+            table = self.spec.names.index(ITEM_TABLE)
+            arrays = mask_unseen_rows(arrays, table, held_rows(train, self.spec.n_items))
+        return arrays, weight, metrics
 
     def _pair_cells(self, config: dict[str, Scalar]) -> int | None:
         """The sketch size the server agreed for this sum (``pair_cells: auto``), else None."""

@@ -11,6 +11,7 @@ from fedpath.models.base import DEFAULT_REVIEW_THRESHOLD
 from fedpath.privacy.dp.config import PrivacySettings
 
 EVAL_SPLITS = ("valid", "test")
+ITEM_ROWS_CHOICES = ("all", "seen")
 LOG_SHARES = "log"
 ATTACKS = ("scale", "sign_flip")
 # Metrics a gate may compare on, by direction; ranking metrics ("recall@20") are higher-better.
@@ -167,6 +168,9 @@ class FederationConfig:
     # After training, fit the model's temperatures and review cutoffs on the partners' valid
     # cases from secure sums (server/calibration_round.py); skipped under differential privacy.
     calibration: bool = True
+    # Neural models: "seen" averages each item row over the partners whose train data hold the
+    # item, not over all (strategies/seen_rows.py); "all" is plain FedAvg.
+    item_rows: str = "all"
     funnel: FunnelSettings = field(default_factory=FunnelSettings)
     gate: GateSettings = field(default_factory=GateSettings)
     faults: FaultSettings = field(default_factory=FaultSettings)
@@ -184,6 +188,10 @@ class FederationConfig:
                 raise ConfigError(f"{key} must be in (0, 1], got {value!r}")
         if self.eval_split not in EVAL_SPLITS:
             raise ConfigError(f"eval_split must be one of {EVAL_SPLITS}, got {self.eval_split!r}")
+        if self.item_rows not in ITEM_ROWS_CHOICES:
+            raise ConfigError(
+                f"item_rows must be one of {ITEM_ROWS_CHOICES}, got {self.item_rows!r}"
+            )
         if not self.ks or min(self.ks) < 1:
             raise ConfigError(f"ks must be positive cut-offs, got {self.ks!r}")
         if not self.cpus_per_partner > 0:

@@ -37,6 +37,10 @@ REVIEW_THRESHOLD = "review-threshold"
 # distinct observed pairs for the secure sum, then the count round carries the agreed PAIR_CELLS.
 PAIRS_TASK = "distinct-pairs"
 PAIR_CELLS = "pair-cells"
+# A training fit's item rows: "seen" = zero the rows of items absent from the partner's train
+# data and append their mask (strategies/seen_rows.py); absent = send the table whole.
+ITEM_ROWS = "item-rows"
+SEEN_ROWS = "seen"
 
 # Server -> partner (evaluate config)
 EVAL_SPLIT = "eval-split"

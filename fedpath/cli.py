@@ -254,6 +254,7 @@ def _simulate(cfg: DictConfig) -> None:
         fraction_evaluate=_number(cfg, "fraction_evaluate"),
         eval_split=str(cfg.eval_split),
         calibration=bool(cfg.calibration),
+        item_rows=str(cfg.item_rows),
         secagg=_settings(SecAggSettings, cfg.secagg, "secagg"),
         funnel=_settings(FunnelSettings, cfg.funnel, "funnel"),
         gate=_settings(GateSettings, cfg.gate, "gate"),

@@ -44,7 +44,7 @@ from fedpath.strategies.meter import ByteMeter
 from fedpath.strategies.privacy_tracker import PrivacyTracker
 from fedpath.strategies.recorder import RoundCallback, RoundRecord, RoundRecorder
 from fedpath.strategies.secure_sum import count_scale
-from fedpath.strategies.stack import federation_strategy
+from fedpath.strategies.stack import federation_strategy, seen_rows_table
 from fedpath.strategies.workflow import build_workflow
 
 PrivacyCallback = Callable[[PartnerPrivacy, bool], None]  # the run's DP, count model or not
@@ -88,6 +88,7 @@ def run_federation(
     partners = list(partitions)
     spec = ModelSpec(config.model, split.n_items, dict(config.model_params), config.seed)
     _check(config, spec, split, partners)
+    item_table = seen_rows_table(config, spec)
     if spec.sized_by_run and config.privacy.enabled:
         spec = spec.with_dense_pairs()  # DP's noise covers every pair; no un-noised size sum
     sizing = _pair_size_round(config, spec, len(partners))
@@ -106,7 +107,12 @@ def run_federation(
         meter = ByteMeter()
         weights = spec.to_arrays(spec.initial_weights)
         strategy = federation_strategy(
-            config, weights, len(partners), scale, None if sizing is None else sizing.agreed_cells
+            config,
+            weights,
+            len(partners),
+            scale,
+            None if sizing is None else sizing.agreed_cells,
+            item_table,
         )
         if privacy is not None:
             report = PrivacyReport(config.privacy, privacy.sampled / len(partners))

@@ -13,16 +13,21 @@ import numpy as np
 from flwr.common import Scalar
 from flwr.server.strategy import Strategy
 
+from fedpath.errors import ConfigError
 from fedpath.federation.config import FederationConfig
 from fedpath.federation.keys import (
     COUNT_SCALE,
     EVAL_SPLIT,
+    ITEM_ROWS,
     LOCAL_EPOCHS,
     PAIR_CELLS,
+    SEEN_ROWS,
     SERVER_ROUND,
 )
-from fedpath.strategies.factory import StrategyWiring, build_strategy
+from fedpath.federation.spec import ModelSpec
+from fedpath.strategies.factory import ROBUST, StrategyWiring, build_strategy
 from fedpath.strategies.metrics import mean_train_loss, pooled_eval_metrics
+from fedpath.strategies.seen_rows import ITEM_TABLE, SeenItemRows
 
 
 def federation_strategy(
@@ -31,6 +36,7 @@ def federation_strategy(
     n_partners: int,
     scale: int | None,
     pair_cells: Callable[[], int] | None = None,
+    item_table: int | None = None,
 ) -> Strategy:
     """``config``'s strategy over ``n_partners`` (the number Flower waits for before round 1).
 
@@ -45,6 +51,8 @@ def federation_strategy(
             values[COUNT_SCALE] = scale
         if pair_cells is not None:
             values[PAIR_CELLS] = pair_cells()
+        if item_table is not None:
+            values[ITEM_ROWS] = SEEN_ROWS
         return values
 
     def evaluate_config(server_round: int) -> dict[str, Scalar]:
@@ -63,10 +71,29 @@ def federation_strategy(
     params = dict(config.strategy_params)
     if scale is not None:
         params["scale"] = scale
-    return build_strategy(
+    strategy = build_strategy(
         config.strategy,
         params,
         secagg=config.secagg.enabled,
         wiring=wiring,
         privacy=config.privacy if config.privacy.enabled else None,
     )
+    return strategy if item_table is None else SeenItemRows(strategy, item_table)
+
+
+def seen_rows_table(config: FederationConfig, spec: ModelSpec) -> int | None:
+    """The wire index of the item table under ``item_rows: seen`` (None under ``all``); refused
+    where the per-row mean has no meaning: count models (sums, not means), robust rules (they
+    judge each update, not a mean) and differential privacy (the mask would carry no noise)."""
+    if config.item_rows != SEEN_ROWS:
+        return None
+    if spec.is_count or config.strategy in ROBUST or config.strategy == "sum":
+        raise ConfigError(
+            f"item_rows: seen needs a neural model and a mean-based strategy, got model "
+            f"{config.model!r} and strategy {config.strategy!r}"
+        )
+    if config.privacy.enabled:
+        raise ConfigError(
+            "item_rows: seen cannot run under differential privacy (its mask is not noised)"
+        )
+    return spec.names.index(ITEM_TABLE)
