@@ -9,7 +9,8 @@ best fedpath neural >= the peer's best neural (SASRec) and >= co-occurrence, cen
 federated.
 
     .venv/bin/python benchmarks/taobao_next_item.py --run runs/simulate-taobao-gru4rec-... \\
-        --run runs/simulate-taobao-cooccurrence-... --train "sasrec, item loss only"=metrics.json
+        --run runs/simulate-taobao-cooccurrence-... --train "sasrec, item loss only"=metrics.json \\
+        --run "federated by category partners, item_rows: seen"=runs/simulate-taobao-gru4rec-...
 """
 
 from __future__ import annotations
@@ -95,13 +96,16 @@ def train_rows(label: str, path: Path) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", action="append", default=[], help="simulate run folder or JSON")
+    parser.add_argument(
+        "--run", action="append", default=[], help="[LABEL=]simulate run folder or JSON"
+    )
     parser.add_argument("--train", action="append", default=[], help="LABEL=metrics.json")
     parser.add_argument("--out", default=str(RESULTS / "taobao_next_item"))
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
-    for folder in args.run:
-        rows += simulation_rows("federated by category partners", Path(folder))[0]
+    for spec in args.run:
+        label, _, folder = spec.rpartition("=")
+        rows += simulation_rows(label or "federated by category partners", Path(folder))[0]
     for spec in args.train:
         label, path = spec.split("=", 1)
         rows += train_rows(label, Path(path))
