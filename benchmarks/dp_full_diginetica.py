@@ -67,7 +67,7 @@ def run_row(label: str, folder: Path, members: list[Any], others: list[Any]) -> 
     """One run's row: test figures, ε, mean round seconds and the attack's AUC on its model."""
     result = json.loads((folder / "results.json").read_text())
     federated = next(r for r in result["comparison"] if r["system"] == FEDERATED)
-    privacy = result["federation"]["privacy"]
+    privacy = result["privacy"]
     rounds = result["rounds"]
     return {
         "setting": label,
