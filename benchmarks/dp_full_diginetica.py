@@ -2,8 +2,9 @@
 non-DP federation of the same setup, with the membership-inference audit of each global model.
 
 Like ``full_diginetica.py`` it trains nothing: each ``fedpath simulate data=diginetica_full
-partition=iid partners=10 …`` run folder (``results.json`` and ``model.safetensors``) gives one
-row; the first ``--run`` is the non-DP reference the utility ratios divide by. For each run:
+partition=iid partners=10 …`` run folder (``results.json`` and ``model.safetensors``; or a kept
+``results.json`` alone, without the attack) gives one row; the first ``--run`` is the non-DP
+reference the utility ratios divide by. For each run:
 the federated test P@20 / MRR@20 (60,858 cases), ε (the largest any partner charged, δ of the
 run), the utility ratio, and the loss-threshold attack's ROC-AUC (``fedpath.privacy.membership``)
 on the saved global model.
@@ -64,8 +65,10 @@ def audit_sessions(count: int) -> tuple[list[Any], list[Any]]:
 
 
 def run_row(label: str, folder: Path, members: list[Any], others: list[Any]) -> dict[str, Any]:
-    """One run's row: test figures, ε, mean round seconds and the attack's AUC on its model."""
-    result = json.loads((folder / "results.json").read_text())
+    """One run's row: test figures, ε, mean round seconds and the attack's AUC on its model (n/a
+    for a kept ``results.json`` without its run folder's model)."""
+    result = json.loads((folder if folder.is_file() else folder / "results.json").read_text())
+    model_file = None if folder.is_file() else folder / RUN_MODEL_FILE
     federated = next(r for r in result["comparison"] if r["system"] == FEDERATED)
     privacy = result["privacy"]
     rounds = result["rounds"]
@@ -75,7 +78,11 @@ def run_row(label: str, folder: Path, members: list[Any], others: list[Any]) -> 
         "epsilon": None if privacy is None else privacy["session_epsilon"],
         "P@20 %": 100 * federated["recall@20"],
         "MRR@20 %": 100 * federated["mrr@20"],
-        "attack AUC": loss_threshold_auc(load_model_file(folder / RUN_MODEL_FILE), members, others),
+        "attack AUC": (
+            None
+            if model_file is None
+            else loss_threshold_auc(load_model_file(model_file), members, others)
+        ),
         "round s": sum(r["round_seconds"] for r in rounds) / len(rounds),
         "run": folder.name,
     }
@@ -96,7 +103,7 @@ def goals(rows: list[dict[str, Any]]) -> list[str]:
         )
     useful = [r for r in private if r["utility ratio"] >= RATIO_GOAL]
     if useful:
-        best = min(useful, key=lambda r: r["attack AUC"])
+        best = min(useful, key=lambda r: r["attack AUC"] if r["attack AUC"] is not None else 1.0)
         auc = best["attack AUC"]
         verdict = "met" if auc <= AUC_GOAL else f"not met, over by {auc - AUC_GOAL:.3f}"
         lines.append(f"attack AUC <= {AUC_GOAL} keeping >= {RATIO_GOAL}: {auc:.3f}, {verdict}")
@@ -118,7 +125,7 @@ def main() -> None:
     members, others = audit_sessions(args.mia_sessions)
     rows = []
     for spec in args.run:
-        label, folder = spec.split("=", 1)
+        label, _, folder = spec.rpartition("=")
         rows.append(run_row(label, Path(folder), members, others))
     for row in rows:
         row["utility ratio"] = row["P@20 %"] / rows[0]["P@20 %"]
